@@ -1,0 +1,345 @@
+/* main: the relocfs daemon: command line, config, state dir lock, mount and
+ * the FUSE session loop.
+ *
+ * Invariants: every check that can refuse the mount (arguments, paths,
+ * options, config, the state dir lock) runs before anything is mounted, and
+ * a refusal prints one line on stderr; usage errors exit 2, other failures 1. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <fuse_lowlevel.h>
+
+#include "relocfs/config.h"
+#include "relocfs/fileutil.h"
+#include "relocfs/fsops.h"
+#include "relocfs/log.h"
+#include "relocfs/statedir.h"
+
+#define EXIT_USAGE 2
+
+struct cli {
+	char *source;
+	char *mountpoint;
+	char *config;
+	char *state_dir;
+	int show_help;
+	int show_version;
+	int extra_args;
+};
+
+enum { KEY_HELP, KEY_VERSION };
+
+static const struct fuse_opt cli_opts[] = {
+	{ "config=%s", offsetof(struct cli, config), 0 },
+	{ "state_dir=%s", offsetof(struct cli, state_dir), 0 },
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END
+};
+
+static int cli_proc(void *data, const char *arg, int key, struct fuse_args *out)
+{
+	struct cli *cli = data;
+
+	(void)out;
+	switch (key) {
+	case KEY_HELP:
+		cli->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		cli->show_version = 1;
+		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		if (cli->source == NULL)
+			cli->source = strdup(arg);
+		else if (cli->mountpoint == NULL)
+			cli->mountpoint = strdup(arg);
+		else
+			cli->extra_args = 1;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static void usage_line(void)
+{
+	fprintf(stderr, "relocfs: usage: relocfs [options] SOURCE MOUNTPOINT "
+		"(relocfs --help for more)\n");
+}
+
+static void print_help(void)
+{
+	printf("usage: relocfs [options] SOURCE MOUNTPOINT\n"
+	       "\n"
+	       "Presents the datastore SOURCE at MOUNTPOINT; homes in it can be\n"
+	       "relocated to other datastores while in use (see relocctl(8)).\n"
+	       "\n"
+	       "relocfs options:\n"
+	       "    -h, --help             print this help and exit\n"
+	       "    -V, --version          print the version and exit\n"
+	       "    -f                     stay in the foreground, log to stderr\n"
+	       "    -d                     debug: foreground, log level debug,\n"
+	       "                           every FUSE request printed\n"
+	       "    -s                     single-threaded\n"
+	       "    -o config=FILE         settings file (default %s,\n"
+	       "                           if it exists); see relocfs.conf(5)\n"
+	       "    -o state_dir=DIR       persistent state (default %s)\n"
+	       "    -o allow_other         let every user use the mount\n"
+	       "    -o default_permissions always on: the kernel checks modes\n"
+	       "\n", CONFIG_DEFAULT_PATH, CONFIG_DEFAULT_STATE_DIR);
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+/* libfuse's own messages, one line each, through our log. */
+static void fuse_log_to_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	if (n == 0)
+		return;
+	if (level <= FUSE_LOG_ERR)
+		log_error("fuse: %s", line);
+	else if (level <= FUSE_LOG_NOTICE)
+		log_notice("fuse: %s", line);
+	else
+		log_debug("fuse: %s", line);
+}
+
+/* Canonical directory path for a command-line argument; exits on error. */
+static int resolve_dir(const char *what, const char *arg, char *out)
+{
+	struct stat st;
+
+	if (stat(arg, &st) < 0) {
+		fprintf(stderr, "relocfs: %s '%s': %s\n", what, arg, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "relocfs: %s '%s' is not a directory\n", what, arg);
+		return -1;
+	}
+	if (realpath(arg, out) == NULL) {
+		fprintf(stderr, "relocfs: %s '%s': %s\n", what, arg, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* "-ofsname=PATH" with the commas of PATH escaped for fuse_opt. */
+static char *fsname_arg(const char *source)
+{
+	size_t n = strlen(source);
+	char *s = malloc(n * 2 + 16);
+	char *p;
+
+	if (s == NULL)
+		return NULL;
+	p = s + sprintf(s, "-ofsname=");
+	for (const char *q = source; *q; q++) {
+		if (*q == ',' || *q == '\\')
+			*p++ = '\\';
+		*p++ = *q;
+	}
+	*p = '\0';
+	return s;
+}
+
+static void raise_nofile_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts fopts;
+	struct fuse_loop_config *loop_cfg = NULL;
+	struct fuse_session *se = NULL;
+	struct statedir sd = { .dirfd = -1, .lockfd = -1 };
+	char source[PATH_MAX], mountpoint[PATH_MAX], err[PATH_MAX + 256];
+	struct cli cli;
+	struct config cfg;
+	struct fs fs;
+	int fs_ready = 0, mounted = 0, ret = 1;
+	char *fsname = NULL;
+	int root_fd, r;
+
+	memset(&cli, 0, sizeof(cli));
+	memset(&fopts, 0, sizeof(fopts));
+	log_init("relocfs", LOG_LVL_INFO);
+	fuse_set_log_func(fuse_log_to_log);
+	if (fuse_opt_parse(&args, &cli, cli_opts, cli_proc) < 0) {
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	if (cli.show_help) {
+		print_help();
+		ret = 0;
+		goto out;
+	}
+	if (cli.show_version) {
+		printf("relocfs %s (libfuse %s)\n", RELOCFS_VERSION, fuse_pkgversion());
+		ret = 0;
+		goto out;
+	}
+	if (cli.source == NULL || cli.mountpoint == NULL || cli.extra_args) {
+		usage_line();
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	if (resolve_dir("SOURCE", cli.source, source) < 0 ||
+	    resolve_dir("MOUNTPOINT", cli.mountpoint, mountpoint) < 0) {
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	if (fileutil_path_within(mountpoint, source)) {
+		fprintf(stderr, "relocfs: MOUNTPOINT '%s' is inside SOURCE '%s'\n",
+			mountpoint, source);
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	if (fileutil_path_within(source, mountpoint)) {
+		fprintf(stderr, "relocfs: SOURCE '%s' is inside MOUNTPOINT '%s'\n",
+			source, mountpoint);
+		ret = EXIT_USAGE;
+		goto out;
+	}
+
+	config_defaults(&cfg);
+	if (cli.config != NULL || access(CONFIG_DEFAULT_PATH, F_OK) == 0) {
+		if (config_load(&cfg, cli.config ? cli.config : CONFIG_DEFAULT_PATH,
+				err, sizeof(err)) < 0) {
+			fprintf(stderr, "relocfs: %s\n", err);
+			goto out;
+		}
+	}
+	if (cli.state_dir != NULL) {
+		if (cli.state_dir[0] != '/') {
+			fprintf(stderr, "relocfs: state_dir '%s' must be an absolute path\n",
+				cli.state_dir);
+			ret = EXIT_USAGE;
+			goto out;
+		}
+		snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", cli.state_dir);
+	}
+
+	/* Our options first, so that a user's later subtype= wins. */
+	fsname = fsname_arg(source);
+	if (fsname == NULL ||
+	    fuse_opt_insert_arg(&args, 1, "-osubtype=relocfs,default_permissions") < 0 ||
+	    fuse_opt_insert_arg(&args, 1, fsname) < 0) {
+		fprintf(stderr, "relocfs: out of memory\n");
+		goto out;
+	}
+	if (fuse_parse_cmdline(&args, &fopts) != 0) {
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	if (fopts.debug) {
+		cfg.log_level = LOG_LVL_DEBUG;
+		fopts.foreground = 1;
+	}
+	log_set_level(cfg.log_level);
+
+	root_fd = open(source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0) {
+		fprintf(stderr, "relocfs: SOURCE '%s': %s\n", source, strerror(errno));
+		goto out;
+	}
+	r = fs_init(&fs, &cfg, root_fd);
+	if (r < 0) {
+		fprintf(stderr, "relocfs: SOURCE '%s': %s\n", source, strerror(-r));
+		goto out;
+	}
+	fs_ready = 1;
+	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
+	if (se == NULL) {
+		/* libfuse said why (an unknown option, mostly). */
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	r = statedir_open(&sd, cfg.state_dir, source);
+	if (r == -EBUSY) {
+		fprintf(stderr, "relocfs: SOURCE '%s' is already mounted by another relocfs "
+			"(lock %s/lock is held)\n", source, sd.path);
+		goto out;
+	}
+	if (r == -EXDEV) {
+		fprintf(stderr, "relocfs: state dir %s belongs to another source "
+			"(see its 'source' file); use another state_dir\n", sd.path);
+		goto out;
+	}
+	if (r < 0) {
+		fprintf(stderr, "relocfs: state dir %s: %s\n", sd.path, strerror(-r));
+		goto out;
+	}
+	raise_nofile_limit();
+	umask(0);	/* the kernel already applied the caller's umask */
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	if (fuse_session_mount(se, mountpoint) != 0)
+		goto out;
+	mounted = 1;
+	if (fuse_daemonize(fopts.foreground) != 0)
+		goto out;
+	if (!fopts.foreground)
+		log_use_syslog();
+	log_notice("serving %s on %s (state %s)", source, mountpoint, sd.path);
+
+	if (fopts.singlethread) {
+		r = fuse_session_loop(se);
+	} else {
+		loop_cfg = fuse_loop_cfg_create();
+		if (loop_cfg == NULL)
+			goto out;
+		fuse_loop_cfg_set_clone_fd(loop_cfg, cfg.fuse.clone_fd || fopts.clone_fd);
+		fuse_loop_cfg_set_max_threads(loop_cfg, (unsigned)cfg.fuse.max_threads);
+		fuse_loop_cfg_set_idle_threads(loop_cfg, (unsigned)cfg.fuse.max_idle_threads);
+		r = fuse_session_loop_mt(se, loop_cfg);
+	}
+	ret = r == 0 ? 0 : 1;
+	log_notice("unmounted %s", mountpoint);
+out:
+	if (mounted)
+		fuse_session_unmount(se);
+	if (se != NULL) {
+		fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
+	}
+	if (loop_cfg != NULL)
+		fuse_loop_cfg_destroy(loop_cfg);
+	if (fs_ready)
+		fs_destroy(&fs);
+	statedir_close(&sd);
+	free(fsname);
+	free(fopts.mountpoint);
+	free(cli.source);
+	free(cli.mountpoint);
+	free(cli.config);
+	free(cli.state_dir);
+	fuse_opt_free_args(&args);
+	return ret;
+}

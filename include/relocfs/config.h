@@ -1,0 +1,39 @@
+/* config: the settings of one relocfs instance, their defaults and the
+ * libconfig file that overrides them. */
+#ifndef RELOCFS_CONFIG_H
+#define RELOCFS_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "relocfs/log.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/relocfs/relocfs.conf"
+#define CONFIG_DEFAULT_STATE_DIR "/var/lib/relocfs"
+
+struct config_fuse {
+	int max_threads;
+	int max_idle_threads;
+	bool clone_fd;
+	double attr_timeout;
+	double entry_timeout;
+	double negative_timeout;
+	bool keep_cache;
+	bool writeback_cache;
+	int max_request_kib;
+};
+
+struct config {
+	char state_dir[PATH_MAX];
+	enum log_level log_level;
+	struct config_fuse fuse;
+};
+
+void config_defaults(struct config *cfg);
+
+/* Reads FILE over the values already in cfg. On error returns a negative
+ * errno, leaves cfg untouched and writes "FILE[:LINE]: reason" to err. */
+int config_load(struct config *cfg, const char *file, char *err, size_t errlen);
+
+#endif

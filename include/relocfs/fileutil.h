@@ -1,0 +1,22 @@
+/* fileutil: small durable-file helpers shared by the state files. */
+#ifndef RELOCFS_FILEUTIL_H
+#define RELOCFS_FILEUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Replaces dirfd/name with data atomically and durably: write a temp file,
+ * fsync it, rename it over name, fsync the directory. */
+int fileutil_write_atomic(int dirfd, const char *name, const void *data, size_t len);
+
+/* Reads all of dirfd/name (at most max bytes) into a malloc'd, NUL-ended
+ * buffer. -EFBIG when larger than max. */
+int fileutil_read_all(int dirfd, const char *name, size_t max, char **data, size_t *len);
+
+/* mkdir -p with mode for the missing parts. */
+int fileutil_mkdirs(const char *path, unsigned mode);
+
+/* True when path equals dir or lies below it (both canonical, absolute). */
+bool fileutil_path_within(const char *path, const char *dir);
+
+#endif

@@ -1,0 +1,47 @@
+/* inode: the table of backing objects the kernel knows, keyed by the
+ * backing (dev, ino), each held by an O_PATH descriptor. */
+#ifndef RELOCFS_INODE_H
+#define RELOCFS_INODE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <pthread.h>
+
+struct inode {
+	struct inode *next;	/* hash chain, under the table lock */
+	dev_t dev;
+	ino_t ino;
+	int fd;			/* O_PATH | O_NOFOLLOW on the backing object */
+	mode_t type;		/* S_IFMT bits, fixed for the object's life */
+	uint64_t nlookup;	/* kernel references, under the table lock */
+	/* Set once security.capability was found absent: the kernel asks for it
+	 * on every write, and this answers without a syscall. Cleared whenever
+	 * relocfs changes that attribute. */
+	int no_caps;
+};
+
+struct inode_table {
+	pthread_mutex_t lock;
+	struct inode **buckets;
+	size_t nbuckets;	/* power of two */
+	size_t count;
+	struct inode root;
+};
+
+/* Takes ownership of root_fd (O_PATH on the source root). */
+int inode_table_init(struct inode_table *t, int root_fd);
+void inode_table_destroy(struct inode_table *t);
+
+/* Finds the object (dev, ino) or inserts it with fd, adding one lookup.
+ * When the object was known, fd is closed. Returns the inode or NULL with
+ * errno set. */
+struct inode *inode_table_get(struct inode_table *t, dev_t dev, ino_t ino,
+			      mode_t type, int fd);
+
+/* Drops n lookups; the inode is freed (fd closed) when none remain. */
+void inode_table_forget(struct inode_table *t, struct inode *inode, uint64_t n);
+
+/* Number of inodes besides the root, for tests and status. */
+size_t inode_table_count(struct inode_table *t);
+
+#endif
