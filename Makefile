@@ -69,8 +69,8 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
 	           $(DESTDIR)$(SYSCONFDIR)/relocfs
 	install -m 0755 $(B)/relocfs $(B)/relocctl $(DESTDIR)$(SBINDIR)/
-	install -m 0644 doc/relocfs.8 doc/relocctl.8 $(DESTDIR)$(MANDIR)/man8/
-	install -m 0644 doc/relocfs.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(wildcard doc/*.8) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(wildcard doc/*.5) $(DESTDIR)$(MANDIR)/man5/
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/relocfs/relocfs.conf ]; then \
 	    echo "keeping $(DESTDIR)$(SYSCONFDIR)/relocfs/relocfs.conf"; \
 	else install -m 0644 conf/relocfs.conf $(DESTDIR)$(SYSCONFDIR)/relocfs/relocfs.conf; fi

@@ -103,24 +103,28 @@ static void print_help(void)
 	fuse_lowlevel_help();
 }
 
-/* libfuse's own messages, one line each, through our log. */
+/* libfuse's own messages, one line each, through our log. libfuse builds
+ * some lines from several calls, so pieces wait for their newline. */
 static void fuse_log_to_log(enum fuse_log_level level, const char *fmt, va_list ap)
 {
-	char line[512];
-	size_t n;
+	static __thread char line[512];
+	size_t n = strlen(line);
+	const char *msg;
 
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	n = strlen(line);
+	if (n == 0 || (line[n - 1] != '\n' && n < sizeof(line) - 1))
+		return;
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = '\0';
-	if (n == 0)
-		return;
+	msg = strncmp(line, "fuse: ", 6) == 0 ? line + 6 : line;
 	if (level <= FUSE_LOG_ERR)
-		log_error("fuse: %s", line);
+		log_error("%s", msg);
 	else if (level <= FUSE_LOG_NOTICE)
-		log_notice("fuse: %s", line);
+		log_notice("%s", msg);
 	else
-		log_debug("fuse: %s", line);
+		log_debug("%s", msg);
+	line[0] = '\0';
 }
 
 /* Canonical directory path for a command-line argument; exits on error. */
