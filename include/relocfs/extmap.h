@@ -1,0 +1,48 @@
+/* extmap: the index of one relocating file: for each block written since the
+ * relocation started, where its newest data lives. */
+#ifndef RELOCFS_EXTMAP_H
+#define RELOCFS_EXTMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EXTMAP_BLOCK 4096u
+
+enum extmap_where {
+	EXTMAP_NONE = 0,	/* not in the map: the base (B) holds it */
+	EXTMAP_JOURNAL,		/* a journal record: gen, off */
+	EXTMAP_DEST,		/* applied to the destination copy (D) */
+	EXTMAP_ZERO,		/* reads as zeros (punched or zeroed) */
+};
+
+struct extmap_ent {
+	uint64_t block;		/* key; UINT64_MAX marks an empty slot */
+	uint64_t off;		/* EXTMAP_JOURNAL: byte offset of the data */
+	uint32_t gen;		/* EXTMAP_JOURNAL: generation */
+	uint32_t where;		/* enum extmap_where */
+};
+
+struct extmap {
+	struct extmap_ent *slots;
+	size_t cap;		/* power of two, 0 when empty */
+	size_t count;
+};
+
+void extmap_init(struct extmap *m);
+void extmap_destroy(struct extmap *m);
+
+/* Sets block's entry (inserting it). -ENOMEM leaves the map unchanged. */
+int extmap_set(struct extmap *m, uint64_t block, enum extmap_where where,
+	       uint32_t gen, uint64_t off);
+/* The entry of block, or NULL (EXTMAP_NONE). Valid until the next change. */
+const struct extmap_ent *extmap_get(const struct extmap *m, uint64_t block);
+int extmap_remove(struct extmap *m, uint64_t block);
+/* Removes every entry with block >= first. */
+void extmap_truncate(struct extmap *m, uint64_t first);
+
+/* Calls fn for every entry; fn may change the entry's where/gen/off in
+ * place but must not insert or remove. Order is unspecified. */
+typedef int (*extmap_fn)(struct extmap_ent *ent, void *arg);
+int extmap_each(struct extmap *m, extmap_fn fn, void *arg);
+
+#endif

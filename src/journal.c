@@ -1,0 +1,477 @@
+/* journal: owns the generation files of one relocation's change journal.
+ *
+ * Format. A journal is a directory holding files "gen-XXXXXXXX", one per
+ * generation (hex number). Each file starts with a 32-byte file header:
+ *
+ *   0   8  magic "RLFSJRNL"
+ *   8   4  version (1)
+ *   12  4  generation
+ *   16  8  reserved (0)
+ *   24  8  XXH3-64 of bytes 0..23
+ *
+ * then records back to back. A record is a struct journal_rec header
+ * (48 bytes: magic "RJRC", type, flags, generation, file id, offset, length,
+ * sequence), the data (length bytes, WRITE records only), and an 8-byte
+ * XXH3-64 of header and data. Multi-byte fields are in host byte order.
+ *
+ * Invariants:
+ * - Appends go to the active generation only, under j->lock, at the file's
+ *   end, so the file is always a prefix of complete records plus at most one
+ *   torn one (a crash mid-append), which the checksum exposes.
+ * - A generation is sealed only after its last append and is fdatasync'ed
+ *   before the next one takes appends: every record of a sealed generation
+ *   is durable, and journal_sync need only flush the active one.
+ * - Recovery trusts nothing: a record counts only if its magic, generation,
+ *   bounds and checksum hold; the first that fails ends the generation. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "relocfs/journal.h"
+
+#define JOURNAL_FILE_MAGIC "RLFSJRNL"
+#define JOURNAL_VERSION 1
+#define JOURNAL_FILE_HDR 32
+#define JOURNAL_REC_MAGIC 0x43524a52u	/* "RJRC" */
+#define JOURNAL_MAX_GENS 8
+#define JOURNAL_MAX_REC_DATA (64u << 20)
+
+struct journal_gen {
+	uint32_t gen;
+	int fd;			/* -1: slot free */
+	uint64_t size;
+};
+
+struct journal {
+	pthread_mutex_t lock;	/* appends, seal, drop, the gens table */
+	pthread_mutex_t sync_lock;
+	int dirfd;
+	struct journal_gen gens[JOURNAL_MAX_GENS];
+	int active;		/* index into gens */
+	uint64_t seq;
+	uint64_t appended;	/* bytes appended to the active gen, ever */
+	uint64_t synced;	/* of those, made durable */
+	uint64_t dropped_bytes;
+	uint64_t total;		/* bytes in live generations */
+};
+
+void journal_gen_name(uint32_t gen, char *buf, size_t len)
+{
+	snprintf(buf, len, "gen-%08x", gen);
+}
+
+static void file_header(uint32_t gen, unsigned char hdr[JOURNAL_FILE_HDR])
+{
+	uint32_t version = JOURNAL_VERSION;
+	uint64_t zero = 0, sum;
+
+	memcpy(hdr, JOURNAL_FILE_MAGIC, 8);
+	memcpy(hdr + 8, &version, 4);
+	memcpy(hdr + 12, &gen, 4);
+	memcpy(hdr + 16, &zero, 8);
+	sum = XXH3_64bits(hdr, 24);
+	memcpy(hdr + 24, &sum, 8);
+}
+
+static int pwrite_full(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;	/* past the end: the index is wrong */
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Creates generation gen's file in slot; caller holds j->lock or owns j. */
+static int gen_create(struct journal *j, int slot, uint32_t gen)
+{
+	unsigned char hdr[JOURNAL_FILE_HDR];
+	char name[32];
+	int fd, ret;
+
+	journal_gen_name(gen, name, sizeof(name));
+	fd = openat(j->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	file_header(gen, hdr);
+	ret = pwrite_full(fd, hdr, sizeof(hdr), 0);
+	if (ret == 0 && fdatasync(fd) < 0)
+		ret = -errno;
+	if (ret == 0 && fsync(j->dirfd) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		close(fd);
+		unlinkat(j->dirfd, name, 0);
+		return ret;
+	}
+	j->gens[slot].gen = gen;
+	j->gens[slot].fd = fd;
+	j->gens[slot].size = JOURNAL_FILE_HDR;
+	j->total += JOURNAL_FILE_HDR;
+	return 0;
+}
+
+int journal_open(struct journal **jp, int dirfd, uint32_t first_gen)
+{
+	struct journal *j = calloc(1, sizeof(*j));
+	int ret;
+
+	if (j == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_mutex_init(&j->sync_lock, NULL);
+	j->dirfd = dirfd;
+	for (int i = 0; i < JOURNAL_MAX_GENS; i++)
+		j->gens[i].fd = -1;
+	ret = gen_create(j, 0, first_gen);
+	if (ret < 0)
+		goto out;
+	j->active = 0;
+	*jp = j;
+	j = NULL;
+out:
+	if (j != NULL) {
+		pthread_mutex_destroy(&j->lock);
+		pthread_mutex_destroy(&j->sync_lock);
+		free(j);
+	}
+	return ret;
+}
+
+void journal_close(struct journal *j)
+{
+	if (j == NULL)
+		return;
+	for (int i = 0; i < JOURNAL_MAX_GENS; i++)
+		if (j->gens[i].fd >= 0)
+			close(j->gens[i].fd);
+	pthread_mutex_destroy(&j->lock);
+	pthread_mutex_destroy(&j->sync_lock);
+	free(j);
+}
+
+int journal_append(struct journal *j, enum journal_rec_type type, uint64_t file_id,
+		   uint64_t offset, uint64_t length, const void *data,
+		   struct journal_loc *loc)
+{
+	size_t dlen = type == JOURNAL_WRITE ? (size_t)length : 0;
+	struct journal_rec rec;
+	struct journal_gen *g;
+	XXH3_state_t st;
+	uint64_t sum;
+	struct iovec iov[3];
+	ssize_t n;
+	int ret = 0;
+
+	if (dlen > JOURNAL_MAX_REC_DATA)
+		return -EINVAL;
+	memset(&rec, 0, sizeof(rec));
+	rec.magic = JOURNAL_REC_MAGIC;
+	rec.type = (uint16_t)type;
+	rec.file_id = file_id;
+	rec.offset = offset;
+	rec.length = length;
+
+	pthread_mutex_lock(&j->lock);
+	g = &j->gens[j->active];
+	rec.gen = g->gen;
+	rec.seq = ++j->seq;
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, &rec, sizeof(rec));
+	if (dlen > 0)
+		XXH3_64bits_update(&st, data, dlen);
+	sum = XXH3_64bits_digest(&st);
+	iov[0].iov_base = &rec;
+	iov[0].iov_len = sizeof(rec);
+	iov[1].iov_base = (void *)data;
+	iov[1].iov_len = dlen;
+	iov[2].iov_base = &sum;
+	iov[2].iov_len = sizeof(sum);
+	n = pwritev(g->fd, iov, 3, (off_t)g->size);
+	if (n != (ssize_t)(sizeof(rec) + dlen + sizeof(sum))) {
+		/* A short append leaves a torn record; cut it off so the next
+		 * append does not sit behind garbage. */
+		ret = n < 0 ? -errno : -ENOSPC;
+		if (ftruncate(g->fd, (off_t)g->size) < 0)
+			ret = -EIO;
+		goto out;
+	}
+	if (loc != NULL) {
+		loc->gen = g->gen;
+		loc->off = g->size + sizeof(rec);
+	}
+	g->size += (uint64_t)n;
+	j->total += (uint64_t)n;
+	j->appended += (uint64_t)n;
+out:
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
+static struct journal_gen *gen_find(struct journal *j, uint32_t gen)
+{
+	for (int i = 0; i < JOURNAL_MAX_GENS; i++)
+		if (j->gens[i].fd >= 0 && j->gens[i].gen == gen)
+			return &j->gens[i];
+	return NULL;
+}
+
+int journal_read(struct journal *j, const struct journal_loc *loc, void *buf, size_t len)
+{
+	struct journal_gen *g;
+	int fd;
+
+	/* The caller's index keeps the generation alive while it reads, so
+	 * only the lookup needs the lock. */
+	pthread_mutex_lock(&j->lock);
+	g = gen_find(j, loc->gen);
+	fd = g != NULL ? g->fd : -1;
+	pthread_mutex_unlock(&j->lock);
+	if (fd < 0)
+		return -ENOENT;
+	return pread_full(fd, buf, len, (off_t)loc->off);
+}
+
+int journal_sync(struct journal *j)
+{
+	uint64_t target;
+	int fd, ret = 0;
+
+	pthread_mutex_lock(&j->lock);
+	target = j->appended;
+	fd = j->gens[j->active].fd;
+	pthread_mutex_unlock(&j->lock);
+
+	pthread_mutex_lock(&j->sync_lock);
+	/* Someone else's fdatasync, started after our append, covered us. */
+	if (j->synced >= target)
+		goto out;
+	pthread_mutex_lock(&j->lock);
+	target = j->appended;
+	fd = j->gens[j->active].fd;
+	pthread_mutex_unlock(&j->lock);
+	if (fdatasync(fd) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	j->synced = target;
+out:
+	pthread_mutex_unlock(&j->sync_lock);
+	return ret;
+}
+
+int journal_seal(struct journal *j, uint32_t *sealed)
+{
+	struct journal_gen *g;
+	int slot = -1, ret;
+
+	pthread_mutex_lock(&j->sync_lock);
+	pthread_mutex_lock(&j->lock);
+	for (int i = 0; i < JOURNAL_MAX_GENS; i++) {
+		if (j->gens[i].fd < 0) {
+			slot = i;
+			break;
+		}
+	}
+	if (slot < 0) {
+		ret = -EMFILE;
+		goto out;
+	}
+	g = &j->gens[j->active];
+	if (fdatasync(g->fd) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = gen_create(j, slot, g->gen + 1);
+	if (ret < 0)
+		goto out;
+	*sealed = g->gen;
+	j->active = slot;
+	/* Everything appended so far is durable in the sealed generation. */
+	j->synced = j->appended;
+out:
+	pthread_mutex_unlock(&j->lock);
+	pthread_mutex_unlock(&j->sync_lock);
+	return ret;
+}
+
+int journal_drop(struct journal *j, uint32_t gen)
+{
+	struct journal_gen *g;
+	char name[32];
+	int ret = 0;
+
+	pthread_mutex_lock(&j->lock);
+	g = gen_find(j, gen);
+	if (g == NULL) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (g == &j->gens[j->active]) {
+		ret = -EBUSY;
+		goto out;
+	}
+	journal_gen_name(gen, name, sizeof(name));
+	if (unlinkat(j->dirfd, name, 0) < 0 && errno != ENOENT) {
+		ret = -errno;
+		goto out;
+	}
+	close(g->fd);
+	g->fd = -1;
+	j->total -= g->size;
+	j->dropped_bytes += g->size;
+out:
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
+uint32_t journal_active_gen(struct journal *j)
+{
+	uint32_t gen;
+
+	pthread_mutex_lock(&j->lock);
+	gen = j->gens[j->active].gen;
+	pthread_mutex_unlock(&j->lock);
+	return gen;
+}
+
+uint64_t journal_active_bytes(struct journal *j)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&j->lock);
+	n = j->gens[j->active].size - JOURNAL_FILE_HDR;
+	pthread_mutex_unlock(&j->lock);
+	return n;
+}
+
+uint64_t journal_total_bytes(struct journal *j)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&j->lock);
+	n = j->total;
+	pthread_mutex_unlock(&j->lock);
+	return n;
+}
+
+long journal_scan(int dirfd, uint32_t gen, journal_scan_fn fn, void *arg, uint64_t *torn)
+{
+	unsigned char hdr[JOURNAL_FILE_HDR], want[JOURNAL_FILE_HDR];
+	struct journal_rec rec;
+	char name[32];
+	struct stat st;
+	uint64_t pos, sum;
+	char *data = NULL;
+	size_t cap = 0;
+	long good = 0;
+	int fd;
+
+	*torn = 0;
+	journal_gen_name(gen, name, sizeof(name));
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		good = -errno;
+		goto out;
+	}
+	file_header(gen, want);
+	if (pread_full(fd, hdr, sizeof(hdr), 0) < 0 || memcmp(hdr, want, sizeof(hdr)) != 0) {
+		good = -EBADMSG;
+		goto out;
+	}
+	pos = JOURNAL_FILE_HDR;
+	while (pos < (uint64_t)st.st_size) {
+		uint64_t left = (uint64_t)st.st_size - pos;
+		struct journal_loc loc;
+		size_t dlen;
+		int ret;
+
+		if (left < sizeof(rec) + sizeof(sum) ||
+		    pread_full(fd, &rec, sizeof(rec), (off_t)pos) < 0 ||
+		    rec.magic != JOURNAL_REC_MAGIC || rec.gen != gen ||
+		    rec.type < JOURNAL_WRITE || rec.type > JOURNAL_ZERO)
+			break;
+		dlen = rec.type == JOURNAL_WRITE ? (size_t)rec.length : 0;
+		if (dlen > JOURNAL_MAX_REC_DATA || sizeof(rec) + dlen + sizeof(sum) > left)
+			break;
+		if (dlen > cap) {
+			char *p = realloc(data, dlen);
+
+			if (p == NULL) {
+				good = -ENOMEM;
+				goto out;
+			}
+			data = p;
+			cap = dlen;
+		}
+		if (pread_full(fd, data, dlen, (off_t)(pos + sizeof(rec))) < 0 ||
+		    pread_full(fd, &sum, sizeof(sum), (off_t)(pos + sizeof(rec) + dlen)) < 0)
+			break;
+		{
+			XXH3_state_t xs;
+
+			XXH3_64bits_reset(&xs);
+			XXH3_64bits_update(&xs, &rec, sizeof(rec));
+			if (dlen > 0)
+				XXH3_64bits_update(&xs, data, dlen);
+			if (XXH3_64bits_digest(&xs) != sum)
+				break;
+		}
+		loc.gen = gen;
+		loc.off = pos + sizeof(rec);
+		ret = fn(&rec, data, &loc, arg);
+		if (ret < 0) {
+			good = ret;
+			goto out;
+		}
+		good++;
+		pos += sizeof(rec) + dlen + sizeof(sum);
+	}
+	*torn = (uint64_t)st.st_size - pos;
+out:
+	free(data);
+	close(fd);
+	return good;
+}

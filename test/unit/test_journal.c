@@ -1,0 +1,225 @@
+/* Unit tests of the change journal: append/read, seal/drop, group sync,
+ * and recovery's treatment of torn and damaged records. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "relocfs/journal.h"
+#include "unit.h"
+
+static char dir[64];
+static int dirfd_;
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/relocfs-unit-journal-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		abort();
+	dirfd_ = open(dir, O_RDONLY | O_DIRECTORY);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	close(dirfd_);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		abort();
+}
+
+struct seen {
+	int n;
+	uint64_t last_seq;
+	uint64_t sum_len;
+	int types[4];
+};
+
+static int count_rec(const struct journal_rec *rec, const void *data,
+		     const struct journal_loc *loc, void *arg)
+{
+	struct seen *s = arg;
+
+	(void)data;
+	(void)loc;
+	s->n++;
+	s->last_seq = rec->seq;
+	s->sum_len += rec->length;
+	if (rec->type < 4)
+		s->types[rec->type]++;
+	return 0;
+}
+
+static void test_append_read_roundtrip(void)
+{
+	struct journal *j;
+	struct journal_loc l1, l2;
+	char a[4096], b[100], out[4096];
+
+	setup();
+	memset(a, 'a', sizeof(a));
+	memset(b, 'b', sizeof(b));
+	CHECK_EQ(journal_open(&j, dirfd_, 1), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 7, 8192, sizeof(a), a, &l1), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 7, 0, sizeof(b), b, &l2), 0);
+	CHECK_EQ(l1.gen, 1);
+	CHECK(l2.off > l1.off);
+	CHECK_EQ(journal_read(j, &l1, out, sizeof(a)), 0);
+	CHECK(memcmp(out, a, sizeof(a)) == 0);
+	CHECK_EQ(journal_read(j, &l2, out, sizeof(b)), 0);
+	CHECK(memcmp(out, b, sizeof(b)) == 0);
+	CHECK_EQ(journal_sync(j), 0);
+	CHECK(journal_active_bytes(j) >= sizeof(a) + sizeof(b));
+	journal_close(j);
+	teardown();
+}
+
+static void test_scan_counts_every_type(void)
+{
+	struct journal *j;
+	struct seen s = { 0 };
+	uint64_t torn = 99;
+	char a[512] = { 1 };
+
+	setup();
+	CHECK_EQ(journal_open(&j, dirfd_, 5), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_TRUNCATE, 1, 100, 0, NULL, NULL), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_ZERO, 1, 0, 4096, NULL, NULL), 0);
+	journal_close(j);
+	CHECK_EQ(journal_scan(dirfd_, 5, count_rec, &s, &torn), 3);
+	CHECK_EQ(torn, 0);
+	CHECK_EQ(s.types[JOURNAL_WRITE], 1);
+	CHECK_EQ(s.types[JOURNAL_TRUNCATE], 1);
+	CHECK_EQ(s.types[JOURNAL_ZERO], 1);
+	CHECK_EQ(s.last_seq, 3);
+	teardown();
+}
+
+static void test_scan_drops_torn_tail(void)
+{
+	struct journal *j;
+	struct seen s = { 0 };
+	uint64_t torn = 0;
+	char a[1000] = { 2 };
+	struct stat st;
+	int fd;
+
+	setup();
+	CHECK_EQ(journal_open(&j, dirfd_, 1), 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, (uint64_t)i * 1000, sizeof(a), a, NULL), 0);
+	journal_close(j);
+	fd = openat(dirfd_, "gen-00000001", O_RDWR);
+	CHECK(fd >= 0);
+	CHECK_EQ(fstat(fd, &st), 0);
+	/* A crash in the middle of the third append. */
+	CHECK_EQ(ftruncate(fd, st.st_size - 300), 0);
+	close(fd);
+	CHECK_EQ(journal_scan(dirfd_, 1, count_rec, &s, &torn), 2);
+	CHECK(torn > 0 && torn < sizeof(a) + 64);
+	teardown();
+}
+
+static void test_scan_stops_at_bit_flip(void)
+{
+	struct journal *j;
+	struct seen s = { 0 };
+	uint64_t torn = 0;
+	struct journal_loc loc;
+	char a[1000] = { 3 }, c = 0;
+	int fd;
+
+	setup();
+	CHECK_EQ(journal_open(&j, dirfd_, 1), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, &loc), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	journal_close(j);
+	fd = openat(dirfd_, "gen-00000001", O_RDWR);
+	CHECK(fd >= 0);
+	CHECK_EQ(pread(fd, &c, 1, (off_t)loc.off + 10), 1);
+	c ^= 0x10;
+	CHECK_EQ(pwrite(fd, &c, 1, (off_t)loc.off + 10), 1);
+	close(fd);
+	CHECK_EQ(journal_scan(dirfd_, 1, count_rec, &s, &torn), 1);
+	CHECK(torn >= 2 * sizeof(a));
+	teardown();
+}
+
+static void test_scan_rejects_foreign_file(void)
+{
+	struct seen s = { 0 };
+	uint64_t torn = 0;
+	int fd;
+
+	setup();
+	fd = openat(dirfd_, "gen-00000009", O_RDWR | O_CREAT, 0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(write(fd, "RLFSJRNL\x02\0\0\0garbage-garbage-garbage", 35), 35);
+	close(fd);
+	CHECK_EQ(journal_scan(dirfd_, 9, count_rec, &s, &torn), -EBADMSG);
+	CHECK_EQ(journal_scan(dirfd_, 10, count_rec, &s, &torn), -ENOENT);
+	CHECK_EQ(s.n, 0);
+	teardown();
+}
+
+static void test_seal_and_drop(void)
+{
+	struct journal *j;
+	struct journal_loc l1, l2;
+	uint32_t sealed = 0;
+	char a[64] = { 4 }, out[64];
+
+	setup();
+	CHECK_EQ(journal_open(&j, dirfd_, 1), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, &l1), 0);
+	CHECK_EQ(journal_seal(j, &sealed), 0);
+	CHECK_EQ(sealed, 1);
+	CHECK_EQ(journal_active_gen(j), 2);
+	CHECK_EQ(journal_active_bytes(j), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, &l2), 0);
+	CHECK_EQ(l2.gen, 2);
+	CHECK_EQ(journal_read(j, &l1, out, sizeof(out)), 0);
+	CHECK_EQ(journal_drop(j, 2), -EBUSY);
+	CHECK_EQ(journal_drop(j, 1), 0);
+	CHECK_EQ(faccessat(dirfd_, "gen-00000001", F_OK, 0), -1);
+	CHECK_EQ(journal_read(j, &l1, out, sizeof(out)), -ENOENT);
+	CHECK_EQ(journal_drop(j, 1), -ENOENT);
+	CHECK_EQ(journal_read(j, &l2, out, sizeof(out)), 0);
+	journal_close(j);
+	teardown();
+}
+
+static void test_many_seals_reuse_slots(void)
+{
+	struct journal *j;
+	uint32_t sealed;
+	char a[8] = { 5 };
+
+	setup();
+	CHECK_EQ(journal_open(&j, dirfd_, 1), 0);
+	for (int i = 0; i < 50; i++) {
+		CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+		CHECK_EQ(journal_seal(j, &sealed), 0);
+		CHECK_EQ(journal_drop(j, sealed), 0);
+	}
+	CHECK_EQ(journal_active_gen(j), 51);
+	journal_close(j);
+	teardown();
+}
+
+int main(void)
+{
+	UNIT_RUN(test_append_read_roundtrip);
+	UNIT_RUN(test_scan_counts_every_type);
+	UNIT_RUN(test_scan_drops_torn_tail);
+	UNIT_RUN(test_scan_stops_at_bit_flip);
+	UNIT_RUN(test_scan_rejects_foreign_file);
+	UNIT_RUN(test_seal_and_drop);
+	UNIT_RUN(test_many_seals_reuse_slots);
+	return UNIT_DONE();
+}
