@@ -25,30 +25,37 @@ UNIT_SRC  := $(wildcard test/unit/test_*.c)
 UNIT      := $(patsubst test/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
 UNIT_SAN  := $(patsubst test/unit/%.c,$(B)/unit-san/%,$(UNIT_SRC))
 
+.SECONDARY: $(LIB_OBJ) $(SAN_OBJ)
 .PHONY: all install uninstall check unit deps demo bench lint clean
 all: $(B)/relocfs $(B)/relocctl
 
 $(B)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 $(B)/obj-san/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
 
 $(B)/relocfs: $(B)/obj/fs/main.o $(LIB_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/relocctl: $(B)/obj/src/relocctl.o $(LIB_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/unit/%: test/unit/%.c test/unit/unit.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itest/unit -o $@ $< $(LIB_OBJ) $(LDLIBS)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) -Itest/unit -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
 $(B)/unit-san/%: test/unit/%.c test/unit/unit.h $(SAN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -Itest/unit -o $@ $< $(SAN_OBJ) $(LDLIBS)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) $(SAN) -Itest/unit -o $@ $< $(SAN_OBJ) $(LDLIBS)
 
 unit: $(UNIT) $(UNIT_SAN)
 

@@ -32,6 +32,7 @@ int inode_table_init(struct inode_table *t, int root_fd)
 	int ret = 0;
 
 	memset(t, 0, sizeof(*t));
+	t->root.fd = -1;
 	if (fstatat(root_fd, "", &st, AT_EMPTY_PATH) < 0) {
 		ret = -errno;
 		goto out;
@@ -49,11 +50,15 @@ int inode_table_init(struct inode_table *t, int root_fd)
 	t->root.type = S_IFDIR;
 	t->root.nlookup = 1;
 out:
+	if (ret < 0)
+		close(root_fd);
 	return ret;
 }
 
 void inode_table_destroy(struct inode_table *t)
 {
+	if (t->buckets == NULL)
+		return;	/* init failed: nothing was set up */
 	for (size_t i = 0; i < t->nbuckets; i++) {
 		struct inode *n = t->buckets[i];
 

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <libconfig.h>
 
 #include "relocfs/config.h"
@@ -194,6 +195,7 @@ int config_load(struct config *cfg, const char *file, char *err, size_t errlen)
 {
 	struct config scratch = *cfg;
 	config_t lc;
+	struct stat st;
 	FILE *fp;
 	int ret;
 
@@ -202,6 +204,13 @@ int config_load(struct config *cfg, const char *file, char *err, size_t errlen)
 		ret = -errno;
 		snprintf(err, errlen, "%s: %s", file, strerror(-ret));
 		return ret;
+	}
+	/* libconfig's scanner exits the process on a directory. */
+	if (fstat(fileno(fp), &st) == 0 && !S_ISREG(st.st_mode)) {
+		fclose(fp);
+		snprintf(err, errlen, "%s: %s", file,
+			 S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file");
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	}
 	config_init(&lc);
 	if (config_read(&lc, fp) != CONFIG_TRUE) {

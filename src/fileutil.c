@@ -115,7 +115,9 @@ int fileutil_mkdirs(const char *path, unsigned mode)
 	char buf[PATH_MAX];
 	size_t n = strlen(path);
 
-	if (n == 0 || n >= sizeof(buf))
+	if (n == 0)
+		return -ENOENT;
+	if (n >= sizeof(buf))
 		return -ENAMETOOLONG;
 	memcpy(buf, path, n + 1);
 	for (char *p = buf + 1; ; p++) {
@@ -123,8 +125,16 @@ int fileutil_mkdirs(const char *path, unsigned mode)
 			char c = *p;
 
 			*p = '\0';
-			if (mkdir(buf, mode) < 0 && errno != EEXIST)
-				return -errno;
+			if (mkdir(buf, mode) < 0) {
+				struct stat st;
+
+				if (errno != EEXIST)
+					return -errno;
+				if (stat(buf, &st) < 0)
+					return -errno;
+				if (!S_ISDIR(st.st_mode))
+					return -ENOTDIR;
+			}
 			*p = c;
 			if (c == '\0')
 				break;

@@ -6,7 +6,8 @@
 #include <stddef.h>
 
 /* Replaces dirfd/name with data atomically and durably: write a temp file,
- * fsync it, rename it over name, fsync the directory. */
+ * fsync it, rename it over name, fsync the directory. dirfd must be an
+ * open directory, not O_PATH (it is fsync'ed). */
 int fileutil_write_atomic(int dirfd, const char *name, const void *data, size_t len);
 
 /* Reads all of dirfd/name (at most max bytes) into a malloc'd, NUL-ended
