@@ -13,7 +13,7 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 CFLAGS    += -std=gnu11 $(OPT) $(WARN) -Iinclude -pthread \
              -DRELOCFS_VERSION=\"$(VERSION)\" -DFUSE_USE_VERSION=312 \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS    += -pthread $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS    += -pthread -lm $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 B         := build

@@ -1,16 +1,22 @@
 /* fsops: owns the FUSE request handlers: lookups into the inode table, file
  * and directory handles, and the translation of each request into a syscall
- * relative to an O_PATH descriptor of the backing tree.
+ * relative to an O_PATH descriptor of the backing tree, or into a call of
+ * the relocation engine while the file's home relocates.
  *
  * Invariants:
- * - No backing path is ever resolved from the source root: every syscall is
- *   relative to a held descriptor, with O_NOFOLLOW / AT_SYMLINK_NOFOLLOW, or
- *   through /proc/self/fd/N, which names the held object itself. A symlink
- *   in the tree is never followed by relocfs.
+ * - No backing path is ever resolved from a datastore root: every syscall
+ *   is relative to a held descriptor, with O_NOFOLLOW / AT_SYMLINK_NOFOLLOW,
+ *   or through /proc/self/fd/N, which names the held object itself. A
+ *   symlink in the tree is never followed by relocfs.
  * - Errors are the backing syscall's errno, unchanged.
+ * - Every request on an object of a home holds the home's gate shared, so a
+ *   cutover (which holds it exclusively) sees no request in flight, and
+ *   inode->rfile and home->reloc do not change under a request.
+ * - A namespace change inside a relocating home is made on the source first
+ *   (it stays a complete rollback target), then mirrored to the destination.
  * - The data path (read, write_buf) allocates nothing: reads land in a
  *   per-thread buffer sized for the largest request, writes go straight from
- *   libfuse's receive buffer to the backing descriptor. */
+ *   libfuse's receive buffer to the backing descriptor or the journal. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -35,12 +41,26 @@
 
 struct open_file {
 	int fd;
+	int flags;			/* as the application opened it */
+	gid_t *groups;			/* a writing user's gid and groups, */
+	int ngroups;			/* for the setgid rule; NULL for root */
+	struct inode *inode;
+	struct open_file *prev, *next;	/* home->files, regular files only */
 };
 
+struct dir_ent {
+	char *name;
+	ino_t ino;
+	unsigned char type;
+};
+
+/* Directory handles serve a snapshot taken at offset 0, so a cutover can
+ * move the directory under them without invalidating offsets. */
 struct dir_handle {
-	DIR *dp;
-	off_t offset;
-	struct dirent *entry;	/* read but not yet returned to the kernel */
+	struct inode *inode;
+	struct dir_ent *ents;
+	size_t n;
+	char *names;
 };
 
 static pthread_key_t read_buf_key;
@@ -83,7 +103,7 @@ static fuse_ino_t nodeid_of(struct fs *fs, struct inode *inode)
 	return (fuse_ino_t)(uintptr_t)inode;
 }
 
-static struct open_file *fh_of(const struct fuse_file_info *fi)
+static struct open_file *of_of(const struct fuse_file_info *fi)
 {
 	return (struct open_file *)(uintptr_t)fi->fh;
 }
@@ -98,27 +118,73 @@ static void proc_path(char *buf, int fd)
 	snprintf(buf, PROC_PATH_MAX, "/proc/self/fd/%d", fd);
 }
 
-static int stat_inode(const struct inode *inode, struct stat *st)
+static bool is_root(struct fs *fs, const struct inode *inode)
+{
+	return inode == &fs->inodes.root;
+}
+
+/* ------------------------------------------------------------ gating */
+
+static struct home *gate_enter(struct home *h)
+{
+	if (h != NULL)
+		pthread_rwlock_rdlock(&h->gate);
+	return h;
+}
+
+static void gate_leave(struct home *h)
+{
+	if (h != NULL)
+		pthread_rwlock_unlock(&h->gate);
+}
+
+/* The home a child of dir named name belongs to. */
+static struct home *child_home(struct fs *fs, struct inode *dir, const char *name)
+{
+	return is_root(fs, dir) ? home_get(fs, name) : dir->home;
+}
+
+/* Descriptor in which dir's child name lives: at the root, the root of the
+ * datastore the home is placed on. */
+static int dir_fd_for(struct fs *fs, struct inode *dir, struct home *h)
+{
+	return is_root(fs, dir) && h != NULL ? h->ds_fd : dir->fd;
+}
+
+/* Attributes as the application must see them. */
+static void fix_attr(struct inode *inode, struct stat *st)
+{
+	struct home *h = inode->home;
+
+	if (inode->rfile != NULL && h != NULL && h->reloc != NULL)
+		reloc_file_stat(h->reloc, inode->rfile, st);
+	if (inode->ino_shown != 0)
+		st->st_ino = inode->ino_shown;
+}
+
+static int stat_inode(struct inode *inode, struct stat *st)
 {
 	if (fstatat(inode->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
+	fix_attr(inode, st);
 	return 0;
 }
 
-/* Resolves name in parent to an inode holding one more lookup. */
-static int do_lookup(struct fs *fs, struct inode *parent, const char *name,
-		     struct fuse_entry_param *e)
+/* Resolves name in dir to an inode holding one more lookup. The caller
+ * holds the gate of the child's home. */
+static int do_lookup(struct fs *fs, struct inode *dir, struct home *h,
+		     const char *name, struct fuse_entry_param *e)
 {
 	struct inode *inode;
-	int fd, ret;
+	int fd, ret, created;
 
 	memset(e, 0, sizeof(*e));
 	e->attr_timeout = fs->attr_timeout;
 	e->entry_timeout = fs->entry_timeout;
 	/* The kernel resolves "." and ".." itself; never let ".." leave the tree. */
-	if (strcmp(name, "..") == 0 && parent == &fs->inodes.root)
+	if (strcmp(name, "..") == 0 && is_root(fs, dir))
 		name = ".";
-	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(dir_fd_for(fs, dir, h), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
@@ -127,9 +193,15 @@ static int do_lookup(struct fs *fs, struct inode *parent, const char *name,
 		return ret;
 	}
 	inode = inode_table_get(&fs->inodes, e->attr.st_dev, e->attr.st_ino,
-				e->attr.st_mode, fd);
+				e->attr.st_mode, fd, &created);
 	if (inode == NULL)
 		return -errno;
+	if (created) {
+		inode->home = h;
+		if (h != NULL && h->reloc != NULL && S_ISREG(e->attr.st_mode))
+			inode->rfile = reloc_file_find(h->reloc, e->attr.st_dev, e->attr.st_ino);
+	}
+	fix_attr(inode, &e->attr);
 	e->ino = nodeid_of(fs, inode);
 	return 0;
 }
@@ -145,6 +217,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* relocfs owns the tree: nothing changes it behind the kernel's back. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	/* The kernel clears setuid/setgid on a write or chown by a user, as a
+	 * local filesystem does; relocfs writes as root and would keep them. */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
@@ -169,9 +244,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
+	struct inode *dir = inode_of(req, parent);
+	struct home *h = gate_enter(child_home(fs, dir, name));
 	struct fuse_entry_param e;
-	int ret = do_lookup(fs, inode_of(req, parent), name, &e);
+	int ret = do_lookup(fs, dir, h, name, &e);
 
+	gate_leave(h);
 	if (ret == -ENOENT && fs->negative_timeout > 0) {
 		memset(&e, 0, sizeof(e));
 		e.entry_timeout = fs->negative_timeout;
@@ -201,11 +279,14 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct inode *inode = inode_of(req, ino);
+	struct home *h = gate_enter(inode->home);
 	struct stat st;
 	int ret;
 
 	(void)fi;
-	ret = stat_inode(inode_of(req, ino), &st);
+	ret = stat_inode(inode, &st);
+	gate_leave(h);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -238,21 +319,83 @@ static int set_times(const struct inode *inode, int fd, const struct stat *attr,
 	return utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
 }
 
+static void mirror_attr(struct home *h, struct inode *inode)
+{
+	struct reloc_ns ns = { .op = RELOC_NS_ATTR, .obj_fd = inode->fd };
+
+	if (h != NULL && h->reloc != NULL)
+		reloc_ns_mirror(h->reloc, &ns);
+}
+
+/* The mode a chmod by the caller leaves: like a local filesystem, setgid
+ * is dropped when a user outside the file's group sets a mode with it. The
+ * kernel's kill-priv request on a user's write relies on this too. */
+static mode_t chmod_mode(fuse_req_t req, struct inode *inode, const struct stat *attr, int valid)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	mode_t mode = attr->st_mode;
+	gid_t groups[64], gid;
+	struct stat st;
+	int n;
+
+	if (ctx->uid == 0 || !(mode & S_ISGID))
+		return mode;
+	if (valid & FUSE_SET_ATTR_GID)
+		gid = attr->st_gid;
+	else if (fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0)
+		gid = st.st_gid;
+	else
+		return mode;
+	if (gid == ctx->gid)
+		return mode;
+	n = fuse_req_getgroups(req, 64, groups);
+	for (int i = 0; i < n && i < 64; i++)
+		if (groups[i] == gid)
+			return mode;
+	return mode & ~S_ISGID;
+}
+
+/* A user's write drops setgid from a file whose group may not execute when
+ * the user is not in that group (the kernel handles the other cases). The
+ * kernel's cached mode is stale then, so it is told to ask again. */
+static void kill_sgid_on_write(fuse_req_t req, struct open_file *of, fuse_ino_t ino)
+{
+	char path[PROC_PATH_MAX];
+	struct stat st;
+
+	if (of->groups == NULL || fstat(of->fd, &st) < 0 ||
+	    (st.st_mode & (S_ISGID | S_IXGRP)) != S_ISGID)
+		return;
+	for (int i = 0; i < of->ngroups; i++)
+		if (of->groups[i] == st.st_gid)
+			return;
+	proc_path(path, of->inode->fd);
+	if (chmod(path, st.st_mode & 07777 & ~S_ISGID) < 0)
+		return;
+	mirror_attr(of->inode->home, of->inode);
+	fuse_lowlevel_notify_inval_inode(fs_of(req)->se, ino, -1, 0);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int valid, struct fuse_file_info *fi)
 {
 	struct inode *inode = inode_of(req, ino);
-	int fd = fi != NULL ? fh_of(fi)->fd : -1;
+	struct home *h = gate_enter(inode->home);
+	struct rfile *rf = inode->rfile;
+	int fd = fi != NULL ? of_of(fi)->fd : -1;
 	char path[PROC_PATH_MAX];
+	bool meta = false;
 	struct stat st;
 	int ret = 0;
 
 	proc_path(path, inode->fd);
 	if (valid & FUSE_SET_ATTR_MODE) {
-		ret = fd >= 0 ? fchmod(fd, attr->st_mode)
-			      : fchmodat(AT_FDCWD, path, attr->st_mode, 0);
+		mode_t mode = chmod_mode(req, inode, attr, valid);
+
+		ret = fd >= 0 ? fchmod(fd, mode) : fchmodat(AT_FDCWD, path, mode, 0);
 		if (ret < 0)
 			goto out_errno;
+		meta = true;
 	}
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
@@ -260,22 +403,32 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 		if (fchownat(inode->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 			goto out_errno;
+		meta = true;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
-		ret = fd >= 0 ? ftruncate(fd, attr->st_size) : truncate(path, attr->st_size);
+		if (rf != NULL)
+			ret = reloc_file_truncate(h->reloc, rf, attr->st_size);
+		else if ((fd >= 0 ? ftruncate(fd, attr->st_size) : truncate(path, attr->st_size)) < 0)
+			ret = -errno;
 		if (ret < 0)
-			goto out_errno;
+			goto out;
 	}
 	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
 		ret = set_times(inode, fd, attr, valid);
 		if (ret < 0)
 			goto out;
+		if (rf != NULL && (valid & FUSE_SET_ATTR_MTIME))
+			reloc_file_times_set(h->reloc, rf);
+		meta = true;
 	}
+	if (meta)
+		mirror_attr(h, inode);
 	ret = stat_inode(inode, &st);
 	goto out;
 out_errno:
 	ret = -errno;
 out:
+	gate_leave(h);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -284,11 +437,15 @@ out:
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
+	struct inode *inode = inode_of(req, ino);
+	struct home *h = gate_enter(inode->home);
 	char buf[PATH_MAX + 1];
-	ssize_t n = readlinkat(inode_of(req, ino)->fd, "", buf, sizeof(buf));
+	ssize_t n = readlinkat(inode->fd, "", buf, sizeof(buf));
+	int err = errno;
 
+	gate_leave(h);
 	if (n < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, err);
 	else if ((size_t)n >= sizeof(buf))
 		fuse_reply_err(req, ENAMETOOLONG);
 	else {
@@ -297,12 +454,29 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	}
 }
 
+/* After a namespace change made on the source, the same on the destination. */
+static void mirror(struct home *h, enum reloc_ns_op op, struct inode *dir,
+		   const char *name, struct inode *dir2, const char *name2,
+		   unsigned flags, struct inode *obj)
+{
+	struct reloc_ns ns = {
+		.op = op, .parent_fd = dir->fd, .name = name,
+		.parent2_fd = dir2 ? dir2->fd : -1, .name2 = name2,
+		.flags = flags, .obj_fd = obj ? obj->fd : -1,
+	};
+
+	if (h != NULL && h->reloc != NULL && dir->home == h)
+		reloc_ns_mirror(h->reloc, &ns);
+}
+
 /* mknod, mkdir and symlink: the new object is made as the caller. */
 static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, dev_t rdev, const char *link)
 {
 	struct fs *fs = fs_of(req);
 	struct inode *dir = inode_of(req, parent);
+	struct home *h = gate_enter(child_home(fs, dir, name));
+	int dfd = dir_fd_for(fs, dir, h);
 	struct fuse_entry_param e;
 	struct creds_saved saved;
 	int ret;
@@ -311,18 +485,20 @@ static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (ret < 0)
 		goto out;
 	if (link != NULL)
-		ret = symlinkat(link, dir->fd, name);
+		ret = symlinkat(link, dfd, name);
 	else if (S_ISDIR(mode))
-		ret = mkdirat(dir->fd, name, mode);
+		ret = mkdirat(dfd, name, mode);
 	else
-		ret = mknodat(dir->fd, name, mode, rdev);
+		ret = mknodat(dfd, name, mode, rdev);
 	if (ret < 0)
 		ret = -errno;
 	creds_leave(&saved);
 	if (ret < 0)
 		goto out;
-	ret = do_lookup(fs, dir, name, &e);
+	mirror(h, RELOC_NS_CREATE, dir, name, NULL, NULL, 0, NULL);
+	ret = do_lookup(fs, dir, h, name, &e);
 out:
+	gate_leave(h);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -346,49 +522,167 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	make_node(req, parent, name, S_IFLNK, 0, link);
 }
 
+/* Gates two homes in a fixed order (address), once if they are the same. */
+static void gate_pair(struct home *a, struct home *b)
+{
+	if (a == b || b == NULL) {
+		gate_enter(a);
+	} else if (a == NULL) {
+		gate_enter(b);
+	} else if ((uintptr_t)a < (uintptr_t)b) {
+		gate_enter(a);
+		gate_enter(b);
+	} else {
+		gate_enter(b);
+		gate_enter(a);
+	}
+}
+
+static void ungate_pair(struct home *a, struct home *b)
+{
+	gate_leave(a);
+	if (b != a)
+		gate_leave(b);
+}
+
+/* Crossing homes while one relocates would leave data behind. */
+static bool cross_relocating(struct home *a, struct home *b)
+{
+	return a != b && ((a != NULL && a->reloc != NULL) || (b != NULL && b->reloc != NULL));
+}
+
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		    const char *newname)
 {
 	struct fs *fs = fs_of(req);
 	struct inode *inode = inode_of(req, ino);
+	struct inode *dir = inode_of(req, newparent);
+	struct home *h = child_home(fs, dir, newname);
 	struct fuse_entry_param e;
 	char path[PROC_PATH_MAX];
 	int ret;
 
-	proc_path(path, inode->fd);
-	if (linkat(AT_FDCWD, path, inode_of(req, newparent)->fd, newname,
-		   AT_SYMLINK_FOLLOW) < 0) {
-		fuse_reply_err(req, errno);
-		return;
+	gate_pair(inode->home, h);
+	if (cross_relocating(inode->home, h)) {
+		ret = -EXDEV;
+		goto out;
 	}
-	ret = do_lookup(fs, inode_of(req, newparent), newname, &e);
+	proc_path(path, inode->fd);
+	if (linkat(AT_FDCWD, path, dir_fd_for(fs, dir, h), newname, AT_SYMLINK_FOLLOW) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	mirror(h, RELOC_NS_LINK, dir, newname, NULL, NULL, 0, inode);
+	ret = do_lookup(fs, dir, h, newname, &e);
+out:
+	ungate_pair(inode->home, h);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
 		fuse_reply_entry(req, &e);
 }
 
+static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *dir = inode_of(req, parent);
+	struct home *h = gate_enter(child_home(fs, dir, name));
+	int ret = 0;
+
+	if (is_root(fs, dir) && h->reloc != NULL)
+		ret = -EBUSY;
+	else if (unlinkat(dir_fd_for(fs, dir, h), name, flags) < 0)
+		ret = -errno;
+	else if (is_root(fs, dir))
+		home_removed(fs, h);
+	else
+		mirror(h, flags ? RELOC_NS_RMDIR : RELOC_NS_UNLINK, dir, name, NULL, NULL, 0, NULL);
+	gate_leave(h);
+	fuse_reply_err(req, -ret);
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	int ret = unlinkat(inode_of(req, parent)->fd, name, 0);
-
-	fuse_reply_err(req, ret < 0 ? errno : 0);
+	remove_entry(req, parent, name, 0);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	int ret = unlinkat(inode_of(req, parent)->fd, name, AT_REMOVEDIR);
+	remove_entry(req, parent, name, AT_REMOVEDIR);
+}
 
-	fuse_reply_err(req, ret < 0 ? errno : 0);
+/* Objects moved into another home belong to it from now on: the object at
+ * dirfd/name and, for a directory, every known inode below it. */
+static void rehome(struct fs *fs, int dirfd, const char *name, struct home *from, struct home *to)
+{
+	char proc[PROC_PATH_MAX], top[PATH_MAX + 1], path[PATH_MAX + 1];
+	struct inode **inodes;
+	size_t n;
+	ssize_t k;
+	int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	proc_path(proc, fd);
+	k = readlink(proc, top, PATH_MAX);
+	close(fd);
+	if (k < 0 || inode_table_collect(&fs->inodes, from, &inodes, &n) < 0)
+		return;
+	top[k] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		proc_path(proc, inodes[i]->fd);
+		k = readlink(proc, path, PATH_MAX);
+		if (k >= 0) {
+			path[k] = '\0';
+			if (strncmp(path, top, strlen(top)) == 0 &&
+			    (path[strlen(top)] == '\0' || path[strlen(top)] == '/'))
+				inodes[i]->home = to;
+		}
+		inode_table_forget(&fs->inodes, inodes[i], 1);
+	}
+	free(inodes);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	int ret = renameat2(inode_of(req, parent)->fd, name,
-			    inode_of(req, newparent)->fd, newname, flags);
+	struct fs *fs = fs_of(req);
+	struct inode *d1 = inode_of(req, parent), *d2 = inode_of(req, newparent);
+	struct home *h1 = child_home(fs, d1, name), *h2 = child_home(fs, d2, newname);
+	bool both_root = is_root(fs, d1) && is_root(fs, d2);
+	int fd1, fd2, ret = 0;
 
-	fuse_reply_err(req, ret < 0 ? errno : 0);
+	gate_pair(h1, h2);
+	fd1 = dir_fd_for(fs, d1, h1);
+	fd2 = dir_fd_for(fs, d2, h2);
+	if (cross_relocating(h1, h2) ||
+	    ((is_root(fs, d1) || is_root(fs, d2)) && (h1->reloc != NULL || h2->reloc != NULL))) {
+		ret = -EBUSY;
+		goto out;
+	}
+	/* Homes on different datastores cannot take each other's entries. */
+	if (h1 != h2 && h1->ds_fd != h2->ds_fd) {
+		ret = -EXDEV;
+		goto out;
+	}
+	if (renameat2(fd1, name, fd2, newname, flags) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (both_root) {
+		home_swap_names(fs, h1, h2);
+	} else if (h1 == h2) {
+		mirror(h1, RELOC_NS_RENAME, d1, name, d2, newname, flags, NULL);
+	} else {
+		/* Exchange: first move h2's object to h1, then h1's object to h2,
+		 * each by its new path, which no longer overlap. */
+		if (flags & RENAME_EXCHANGE)
+			rehome(fs, fd1, name, h2, h1);
+		rehome(fs, fd2, newname, h1, h2);
+	}
+out:
+	ungate_pair(h1, h2);
+	fuse_reply_err(req, -ret);
 }
 
 /* Backing open flags for a request's flags. O_DIRECT is honoured by the
@@ -407,15 +701,57 @@ static int backing_flags(const struct fs *fs, int flags)
 	return flags | O_CLOEXEC;
 }
 
-static int file_handle_new(struct fuse_file_info *fi, int fd)
+static struct open_file *open_file_new(fuse_req_t req, struct inode *inode, int fd, int flags)
 {
-	struct open_file *fh = malloc(sizeof(*fh));
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct open_file *of = calloc(1, sizeof(*of));
+	struct home *h = inode->home;
 
-	if (fh == NULL)
-		return -ENOMEM;
-	fh->fd = fd;
-	fi->fh = (uint64_t)(uintptr_t)fh;
-	return 0;
+	if (of == NULL)
+		return NULL;
+	if (ctx->uid != 0 && (flags & O_ACCMODE) != O_RDONLY && S_ISREG(inode->type)) {
+		gid_t groups[64];
+		int n = fuse_req_getgroups(req, 63, groups);
+
+		n = n < 0 ? 0 : n > 63 ? 63 : n;
+		groups[n++] = ctx->gid;
+		of->groups = malloc((size_t)n * sizeof(gid_t));
+		if (of->groups != NULL) {
+			memcpy(of->groups, groups, (size_t)n * sizeof(gid_t));
+			of->ngroups = n;
+		}
+	}
+	of->fd = fd;
+	of->flags = flags;
+	of->inode = inode;
+	if (h != NULL && S_ISREG(inode->type)) {
+		pthread_mutex_lock(&h->files_lock);
+		of->next = h->files;
+		if (h->files != NULL)
+			h->files->prev = of;
+		h->files = of;
+		pthread_mutex_unlock(&h->files_lock);
+	}
+	return of;
+}
+
+static void open_file_free(struct open_file *of)
+{
+	struct home *h = of->inode->home;
+
+	if (h != NULL && S_ISREG(of->inode->type)) {
+		pthread_mutex_lock(&h->files_lock);
+		if (of->prev != NULL)
+			of->prev->next = of->next;
+		else if (h->files == of)
+			h->files = of->next;
+		if (of->next != NULL)
+			of->next->prev = of->prev;
+		pthread_mutex_unlock(&h->files_lock);
+	}
+	close(of->fd);
+	free(of->groups);
+	free(of);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -423,31 +759,37 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fs *fs = fs_of(req);
 	struct inode *dir = inode_of(req, parent);
+	struct home *h = gate_enter(child_home(fs, dir, name));
 	struct fuse_entry_param e;
 	struct creds_saved saved;
+	struct open_file *of;
 	int fd = -1, ret;
 
 	ret = creds_enter(req, &saved);
 	if (ret < 0)
 		goto out;
-	fd = openat(dir->fd, name, backing_flags(fs, fi->flags) | O_CREAT |
+	fd = openat(dir_fd_for(fs, dir, h), name, backing_flags(fs, fi->flags) | O_CREAT |
 		    (fi->flags & O_EXCL) | O_NOFOLLOW, mode);
 	if (fd < 0)
 		ret = -errno;
 	creds_leave(&saved);
 	if (ret < 0)
 		goto out;
-	ret = do_lookup(fs, dir, name, &e);
+	mirror(h, RELOC_NS_CREATE, dir, name, NULL, NULL, 0, NULL);
+	ret = do_lookup(fs, dir, h, name, &e);
 	if (ret < 0)
 		goto out;
-	ret = file_handle_new(fi, fd);
-	if (ret < 0) {
+	of = open_file_new(req, inode_of(req, e.ino), fd, fi->flags);
+	if (of == NULL) {
 		inode_table_forget(&fs->inodes, inode_of(req, e.ino), 1);
+		ret = -ENOMEM;
 		goto out;
 	}
 	fd = -1;
+	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = fs->keep_cache;
 out:
+	gate_leave(h);
 	if (fd >= 0)
 		close(fd);
 	if (ret < 0)
@@ -459,144 +801,321 @@ out:
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
+	struct inode *inode = inode_of(req, ino);
+	struct home *h = gate_enter(inode->home);
+	int flags = backing_flags(fs, fi->flags);
 	char path[PROC_PATH_MAX];
-	int fd, ret;
+	struct open_file *of;
+	int fd, ret = 0;
 
-	proc_path(path, inode_of(req, ino)->fd);
-	fd = open(path, backing_flags(fs, fi->flags));
+	/* While relocating, the base stays frozen: truncation is journaled. */
+	if (inode->rfile != NULL)
+		flags &= ~O_TRUNC;
+	proc_path(path, inode->fd);
+	fd = open(path, flags);
 	if (fd < 0) {
-		fuse_reply_err(req, errno);
-		return;
+		ret = -errno;
+		goto out;
 	}
-	ret = file_handle_new(fi, fd);
-	if (ret < 0) {
+	if (inode->rfile != NULL && (fi->flags & O_TRUNC)) {
+		ret = reloc_file_truncate(h->reloc, inode->rfile, 0);
+		if (ret < 0) {
+			close(fd);
+			goto out;
+		}
+	}
+	of = open_file_new(req, inode, fd, fi->flags);
+	if (of == NULL) {
 		close(fd);
-		fuse_reply_err(req, -ret);
-		return;
+		ret = -ENOMEM;
+		goto out;
 	}
+	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = fs->keep_cache;
-	fuse_reply_open(req, fi);
+out:
+	gate_leave(h);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_open(req, fi);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	int fd = fh_of(fi)->fd;
+	struct open_file *of = of_of(fi);
+	struct home *h = gate_enter(of->inode->home);
 	char *buf = read_buf(fs);
-	size_t done = 0;
+	ssize_t done = 0;
 
 	(void)ino;
 	if (buf == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
+		done = -ENOMEM;
+		goto out;
 	}
 	if (size > fs->max_request)
 		size = fs->max_request;
-	while (done < size) {
-		ssize_t n = pread(fd, buf + done, size - done, off + (off_t)done);
+	if (of->inode->rfile != NULL) {
+		done = reloc_file_read(h->reloc, of->inode->rfile, buf, size, off);
+		goto out;
+	}
+	while ((size_t)done < size) {
+		ssize_t n = pread(of->fd, buf + done, size - (size_t)done, off + done);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (done == 0) {
-				fuse_reply_err(req, errno);
-				return;
-			}
+			if (done == 0)
+				done = -errno;
 			break;
 		}
 		if (n == 0)
 			break;
-		done += (size_t)n;
+		done += n;
 	}
-	fuse_reply_buf(req, buf, done);
+out:
+	gate_leave(h);
+	if (done < 0)
+		fuse_reply_err(req, (int)-done);
+	else
+		fuse_reply_buf(req, buf, (size_t)done);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			 off_t off, struct fuse_file_info *fi)
 {
-	int fd = fh_of(fi)->fd;
+	struct open_file *of = of_of(fi);
+	struct home *h = gate_enter(of->inode->home);
 	size_t size = fuse_buf_size(in);
 	ssize_t n;
 
-	(void)ino;
-	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
-		n = pwrite(fd, in->buf[0].mem, size, off);
+	if (of->inode->rfile != NULL) {
+		const char *data = in->buf[0].mem;
+
+		/* Requests arrive in memory (no splice): one buffer. */
+		if (in->count != 1 || (in->buf[0].flags & FUSE_BUF_IS_FD))
+			n = -EIO;
+		else
+			n = reloc_file_write(h->reloc, of->inode->rfile, data, size, off,
+					     (of->flags & O_APPEND) != 0,
+					     (of->flags & (O_SYNC | O_DSYNC)) != 0);
+	} else if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+		n = pwrite(of->fd, in->buf[0].mem, size, off);
+		if (n < 0)
+			n = -errno;
 	} else {
 		struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
 
 		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		out.buf[0].fd = fd;
+		out.buf[0].fd = of->fd;
 		out.buf[0].pos = off;
 		n = fuse_buf_copy(&out, in, 0);
-		if (n < 0)
-			errno = (int)-n;
 	}
+	if (n > 0 && of->groups != NULL)
+		kill_sgid_on_write(req, of, ino);
+	gate_leave(h);
 	if (n < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct open_file *of = of_of(fi);
+	struct home *h = gate_enter(of->inode->home);
 	/* Closing a duplicate reports delayed write errors (NFS) at close(2). */
-	int fd = dup(fh_of(fi)->fd);
+	int fd = dup(of->fd), err = 0;
 
 	(void)ino;
-	if (fd < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
-	fuse_reply_err(req, close(fd) < 0 ? errno : 0);
+	if (fd < 0 || close(fd) < 0)
+		err = errno;
+	gate_leave(h);
+	fuse_reply_err(req, err);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct open_file *fh = fh_of(fi);
+	struct open_file *of = of_of(fi);
+	struct home *h = gate_enter(of->inode->home);
 
 	(void)ino;
-	close(fh->fd);
-	free(fh);
+	open_file_free(of);
+	gate_leave(h);
 	fuse_reply_err(req, 0);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
-	int fd = fh_of(fi)->fd;
-	int ret = datasync ? fdatasync(fd) : fsync(fd);
+	struct open_file *of = of_of(fi);
+	struct home *h = gate_enter(of->inode->home);
+	int ret = 0;
 
 	(void)ino;
-	fuse_reply_err(req, ret < 0 ? errno : 0);
+	if (of->inode->rfile != NULL)
+		ret = reloc_file_sync(h->reloc, of->inode->rfile);
+	else if ((datasync ? fdatasync(of->fd) : fsync(of->fd)) < 0)
+		ret = -errno;
+	gate_leave(h);
+	fuse_reply_err(req, -ret);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dir_handle *d = calloc(1, sizeof(*d));
-	int fd, err;
 
 	if (d == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fd = openat(inode_of(req, ino)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		goto out_err;
-	d->dp = fdopendir(fd);
-	if (d->dp == NULL) {
-		err = errno;
-		close(fd);
-		errno = err;
-		goto out_err;
-	}
+	d->inode = inode_of(req, ino);
 	fi->fh = (uint64_t)(uintptr_t)d;
 	fuse_reply_open(req, fi);
-	return;
-out_err:
-	err = errno;
-	free(d);
-	fuse_reply_err(req, err);
+}
+
+static void dir_clear(struct dir_handle *d)
+{
+	free(d->ents);
+	free(d->names);
+	d->ents = NULL;
+	d->names = NULL;
+	d->n = 0;
+}
+
+struct dir_builder {
+	struct dir_ent *ents;
+	size_t n, cap;
+	char *names;
+	size_t nlen, ncap;
+};
+
+static int dir_add(struct dir_builder *b, const char *name, ino_t ino, unsigned char type)
+{
+	size_t len = strlen(name) + 1;
+
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct dir_ent *v = realloc(b->ents, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		b->ents = v;
+		b->cap = cap;
+	}
+	if (b->nlen + len > b->ncap) {
+		size_t cap = b->ncap ? b->ncap * 2 : 4096;
+		char *p;
+
+		while (cap < b->nlen + len)
+			cap *= 2;
+		p = realloc(b->names, cap);
+		if (p == NULL)
+			return -ENOMEM;
+		b->names = p;
+		b->ncap = cap;
+	}
+	memcpy(b->names + b->nlen, name, len);
+	/* Offsets into names, turned into pointers once names stops moving. */
+	b->ents[b->n].name = (char *)(uintptr_t)b->nlen;
+	b->ents[b->n].ino = ino;
+	b->ents[b->n].type = type;
+	b->n++;
+	b->nlen += len;
+	return 0;
+}
+
+static int dir_read_fd(struct dir_builder *b, int dirfd, struct fs *fs, bool root)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dp;
+	int ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	dp = fdopendir(fd);
+	if (dp == NULL) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	for (;;) {
+		struct dirent *de;
+
+		errno = 0;
+		de = readdir(dp);
+		if (de == NULL) {
+			ret = -errno;
+			break;
+		}
+		/* A home placed on another datastore hides the source's entry. */
+		if (root && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			pthread_mutex_lock(&fs->homes_lock);
+			bool placed = placement_get(&fs->placement, de->d_name) != NULL;
+
+			pthread_mutex_unlock(&fs->homes_lock);
+			if (placed)
+				continue;
+		}
+		ret = dir_add(b, de->d_name, de->d_ino, de->d_type);
+		if (ret < 0)
+			break;
+	}
+	closedir(dp);
+	return ret;
+}
+
+/* Homes placed off the source, listed at the root. */
+static int dir_add_placed(struct dir_builder *b, struct fs *fs)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&fs->homes_lock);
+	names = calloc(fs->placement.n + 1, sizeof(*names));
+	for (size_t i = 0; names != NULL && i < fs->placement.n; i++)
+		if ((names[n] = strdup(fs->placement.v[i].name)) != NULL)
+			n++;
+	pthread_mutex_unlock(&fs->homes_lock);
+	if (names == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct home *h = home_get(fs, names[i]);
+		struct stat st;
+
+		if (ret == 0 && h != NULL && fstatat(h->ds_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0)
+			ret = dir_add(b, names[i], st.st_ino, (unsigned char)(IFTODT(st.st_mode)));
+		free(names[i]);
+	}
+	free(names);
+	return ret;
+}
+
+static int dir_load(struct fs *fs, struct dir_handle *d)
+{
+	struct dir_builder b = { 0 };
+	struct home *h = gate_enter(d->inode->home);
+	bool root = is_root(fs, d->inode);
+	int ret;
+
+	dir_clear(d);
+	ret = dir_read_fd(&b, d->inode->fd, fs, root);
+	gate_leave(h);
+	if (ret == 0 && root)
+		ret = dir_add_placed(&b, fs);
+	if (ret < 0) {
+		free(b.ents);
+		free(b.names);
+		return ret;
+	}
+	for (size_t i = 0; i < b.n; i++)
+		b.ents[i].name = b.names + (uintptr_t)b.ents[i].name;
+	d->ents = b.ents;
+	d->names = b.names;
+	d->n = b.n;
+	return 0;
 }
 
 static int is_dot_or_dotdot(const char *name)
@@ -615,62 +1134,51 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 	char *buf, *p;
 	int err = 0;
 
+	if (offset == 0 || d->ents == NULL) {
+		err = dir_load(fs, d);
+		if (err < 0) {
+			fuse_reply_err(req, -err);
+			return;
+		}
+	}
 	buf = malloc(size);
 	if (buf == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	p = buf;
-	if (offset != d->offset) {
-		seekdir(d->dp, offset);
-		d->entry = NULL;
-		d->offset = offset;
-	}
-	for (;;) {
+	for (size_t i = (size_t)offset; i < d->n; i++) {
+		const struct dir_ent *de = &d->ents[i];
 		struct fuse_entry_param e;
 		size_t entsize;
-		off_t next;
 
-		if (d->entry == NULL) {
-			errno = 0;
-			d->entry = readdir(d->dp);
-			if (d->entry == NULL) {
-				err = errno;
-				break;
-			}
-		}
-		next = d->entry->d_off;
-		if (plus && !is_dot_or_dotdot(d->entry->d_name)) {
-			int ret = do_lookup(fs, dir, d->entry->d_name, &e);
+		if (plus && !is_dot_or_dotdot(de->name)) {
+			struct home *h = gate_enter(child_home(fs, dir, de->name));
+			int ret = do_lookup(fs, dir, h, de->name, &e);
 
+			gate_leave(h);
+			if (ret == -ENOENT)
+				continue;	/* gone since the snapshot */
 			if (ret < 0) {
-				/* Gone since readdir read it: skip, as a new readdir would. */
-				if (ret == -ENOENT) {
-					d->entry = NULL;
-					d->offset = next;
-					continue;
-				}
 				err = -ret;
 				break;
 			}
-			entsize = fuse_add_direntry_plus(req, p, rem, d->entry->d_name, &e, next);
+			entsize = fuse_add_direntry_plus(req, p, rem, de->name, &e, (off_t)i + 1);
 			if (entsize > rem) {
 				inode_table_forget(&fs->inodes, inode_of(req, e.ino), 1);
 				break;
 			}
 		} else {
 			memset(&e, 0, sizeof(e));
-			e.attr.st_ino = d->entry->d_ino;
-			e.attr.st_mode = (mode_t)d->entry->d_type << 12;
-			entsize = plus ? fuse_add_direntry_plus(req, p, rem, d->entry->d_name, &e, next)
-				       : fuse_add_direntry(req, p, rem, d->entry->d_name, &e.attr, next);
+			e.attr.st_ino = de->ino;
+			e.attr.st_mode = (mode_t)de->type << 12;
+			entsize = plus ? fuse_add_direntry_plus(req, p, rem, de->name, &e, (off_t)i + 1)
+				       : fuse_add_direntry(req, p, rem, de->name, &e.attr, (off_t)i + 1);
 			if (entsize > rem)
 				break;
 		}
 		p += entsize;
 		rem -= entsize;
-		d->entry = NULL;
-		d->offset = next;
 	}
 	/* Entries already added must reach the kernel: they hold lookups. */
 	if (err != 0 && rem == size)
@@ -697,7 +1205,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	struct dir_handle *d = dh_of(fi);
 
 	(void)ino;
-	closedir(d->dp);
+	dir_clear(d);
 	free(d);
 	fuse_reply_err(req, 0);
 }
@@ -705,19 +1213,30 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
-	int fd = dirfd(dh_of(fi)->dp);
-	int ret = datasync ? fdatasync(fd) : fsync(fd);
+	struct inode *inode = inode_of(req, ino);
+	struct home *h = gate_enter(inode->home);
+	int fd = openat(inode->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int err = 0;
 
-	(void)ino;
-	fuse_reply_err(req, ret < 0 ? errno : 0);
+	(void)fi;
+	if (fd < 0 || (datasync ? fdatasync(fd) : fsync(fd)) < 0)
+		err = errno;
+	if (fd >= 0)
+		close(fd);
+	gate_leave(h);
+	fuse_reply_err(req, err);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct inode *inode = inode_of(req, ino);
+	struct home *h = gate_enter(inode->home);
 	struct statvfs sv;
+	int err = fstatvfs(inode->fd, &sv) < 0 ? errno : 0;
 
-	if (fstatvfs(inode_of(req, ino)->fd, &sv) < 0)
-		fuse_reply_err(req, errno);
+	gate_leave(h);
+	if (err)
+		fuse_reply_err(req, err);
 	else
 		fuse_reply_statfs(req, &sv);
 }
@@ -726,8 +1245,9 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
 	struct inode *inode = inode_of(req, ino);
+	struct home *h;
 	char path[PROC_PATH_MAX];
-	int ret;
+	int err = 0;
 
 	/* No race-free way to reach a symlink's own xattrs; user.* is refused
 	 * there by Linux anyway. */
@@ -735,11 +1255,16 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	h = gate_enter(inode->home);
 	proc_path(path, inode->fd);
 	if (strcmp(name, XATTR_CAPS) == 0)
 		__atomic_store_n(&inode->no_caps, 0, __ATOMIC_RELAXED);
-	ret = setxattr(path, name, value, size, flags);
-	fuse_reply_err(req, ret < 0 ? errno : 0);
+	if (setxattr(path, name, value, size, flags) < 0)
+		err = errno;
+	else
+		mirror_attr(h, inode);
+	gate_leave(h);
+	fuse_reply_err(req, err);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -747,8 +1272,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	struct inode *inode = inode_of(req, ino);
 	char path[PROC_PATH_MAX];
 	int is_caps = strcmp(name, XATTR_CAPS) == 0;
+	struct home *h;
 	char *buf = NULL;
 	ssize_t n;
+	int err;
 
 	if (S_ISLNK(inode->type) ||
 	    (is_caps && __atomic_load_n(&inode->no_caps, __ATOMIC_RELAXED))) {
@@ -763,11 +1290,14 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 			return;
 		}
 	}
+	h = gate_enter(inode->home);
 	n = getxattr(path, name, buf, size);
+	err = errno;
+	gate_leave(h);
 	if (n < 0) {
-		if (errno == ENODATA && is_caps)
+		if (err == ENODATA && is_caps)
 			__atomic_store_n(&inode->no_caps, 1, __ATOMIC_RELAXED);
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, err);
 	} else if (size == 0) {
 		fuse_reply_xattr(req, (size_t)n);
 	} else {
@@ -780,8 +1310,10 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct inode *inode = inode_of(req, ino);
 	char path[PROC_PATH_MAX];
+	struct home *h;
 	char *buf = NULL;
 	ssize_t n;
+	int err;
 
 	if (S_ISLNK(inode->type)) {
 		if (size == 0)
@@ -798,9 +1330,12 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			return;
 		}
 	}
+	h = gate_enter(inode->home);
 	n = listxattr(path, buf, size);
+	err = errno;
+	gate_leave(h);
 	if (n < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, err);
 	else if (size == 0)
 		fuse_reply_xattr(req, (size_t)n);
 	else
@@ -812,34 +1347,54 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct inode *inode = inode_of(req, ino);
 	char path[PROC_PATH_MAX];
-	int ret;
+	struct home *h;
+	int err = 0;
 
 	if (S_ISLNK(inode->type)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	h = gate_enter(inode->home);
 	proc_path(path, inode->fd);
-	ret = removexattr(path, name);
-	fuse_reply_err(req, ret < 0 ? errno : 0);
+	if (removexattr(path, name) < 0)
+		err = errno;
+	else
+		mirror_attr(h, inode);
+	gate_leave(h);
+	fuse_reply_err(req, err);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 			 off_t length, struct fuse_file_info *fi)
 {
-	int ret = fallocate(fh_of(fi)->fd, mode, offset, length);
+	struct open_file *of = of_of(fi);
+	struct home *h = gate_enter(of->inode->home);
+	int ret = 0;
 
 	(void)ino;
-	fuse_reply_err(req, ret < 0 ? errno : 0);
+	if (of->inode->rfile != NULL)
+		ret = reloc_file_fallocate(h->reloc, of->inode->rfile, mode, offset, length);
+	else if (fallocate(of->fd, mode, offset, length) < 0)
+		ret = -errno;
+	gate_leave(h);
+	fuse_reply_err(req, -ret);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
-	off_t res = lseek(fh_of(fi)->fd, off, whence);
+	struct open_file *of = of_of(fi);
+	struct home *h = gate_enter(of->inode->home);
+	off_t res;
 
 	(void)ino;
+	if (of->inode->rfile != NULL)
+		res = reloc_file_seek(h->reloc, of->inode->rfile, off, whence);
+	else if ((res = lseek(of->fd, off, whence)) < 0)
+		res = -errno;
+	gate_leave(h);
 	if (res < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, (int)-res);
 	else
 		fuse_reply_lseek(req, res);
 }
@@ -849,13 +1404,22 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			       off_t off_out, struct fuse_file_info *fi_out,
 			       size_t len, int flags)
 {
-	ssize_t n = copy_file_range(fh_of(fi_in)->fd, &off_in, fh_of(fi_out)->fd,
-				    &off_out, len, (unsigned)flags);
+	struct open_file *in = of_of(fi_in), *out = of_of(fi_out);
+	struct home *h1 = in->inode->home, *h2 = out->inode->home;
+	ssize_t n;
 
 	(void)ino_in;
 	(void)ino_out;
+	gate_pair(h1, h2);
+	/* Journaled files: the kernel falls back to reads and writes. */
+	if (in->inode->rfile != NULL || out->inode->rfile != NULL)
+		n = -EOPNOTSUPP;
+	else if ((n = copy_file_range(in->fd, &off_in, out->fd, &off_out, len,
+				      (unsigned)flags)) < 0)
+		n = -errno;
+	ungate_pair(h1, h2);
 	if (n < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -897,23 +1461,156 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.copy_file_range = op_copy_file_range,
 };
 
-int fs_init(struct fs *fs, const struct config *cfg, int root_fd)
+/* ------------------------------------------------- engine host (flip) */
+
+/* Points every inode and open file of h at the destination. Everything that
+ * can fail is done first; the commit (dup2 over the held descriptors)
+ * cannot fail, so a refused flip changes nothing. */
+int fsops_flip(struct fs *fs, struct home *h, struct reloc *r, int dst_ds_fd,
+	       int (*commit_placement)(struct fs *, struct home *, struct reloc *))
+{
+	struct inode **inodes = NULL;
+	struct open_file *of;
+	size_t n = 0, nfiles = 0, k = 0;
+	int *newfd = NULL, *newof = NULL, ret;
+
+	ret = inode_table_collect(&fs->inodes, h, &inodes, &n);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&h->files_lock);
+	for (of = h->files; of != NULL; of = of->next)
+		nfiles++;
+	newfd = malloc((n + 1) * sizeof(*newfd));
+	newof = malloc((nfiles + 1) * sizeof(*newof));
+	if (newfd == NULL || newof == NULL) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		newfd[i] = -1;
+	for (size_t i = 0; i < nfiles; i++)
+		newof[i] = -1;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct inode *in = inodes[i];
+		char rel[PATH_MAX], path[PROC_PATH_MAX];
+
+		if (in->rfile != NULL) {
+			proc_path(path, reloc_file_dest_fd(in->rfile));
+			newfd[i] = open(path, O_PATH | O_CLOEXEC);
+			if (newfd[i] < 0)
+				ret = -errno;
+			continue;
+		}
+		if (reloc_rel_path(r, in->fd, rel, sizeof(rel)) < 0)
+			continue;	/* deleted: nothing left to serve */
+		newfd[i] = reloc_dest_open(r, rel);
+		if (newfd[i] < 0) {
+			log_error("cutover: no destination for %s/%s: %s", h->name, rel,
+				  strerror(-newfd[i]));
+			ret = newfd[i];
+			newfd[i] = -1;
+		}
+	}
+	for (of = h->files; of != NULL && ret == 0; of = of->next, k++) {
+		char path[PROC_PATH_MAX];
+		size_t i;
+
+		for (i = 0; i < n && inodes[i] != of->inode; i++)
+			;
+		if (i == n || newfd[i] < 0)
+			continue;	/* unreachable: keeps its source file */
+		proc_path(path, newfd[i]);
+		newof[k] = open(path, backing_flags(fs, of->flags) & ~O_TRUNC);
+		if (newof[k] < 0)
+			ret = -errno;
+	}
+	if (ret == 0)
+		ret = commit_placement(fs, h, r);
+	if (ret < 0)
+		goto out;
+	/* Commit: nothing below fails. */
+	for (size_t i = 0; i < n; i++) {
+		struct inode *in = inodes[i];
+		struct stat st;
+
+		in->rfile = NULL;
+		if (newfd[i] < 0 || fstat(newfd[i], &st) < 0)
+			continue;
+		if (in->ino_shown == 0)
+			in->ino_shown = in->ino;
+		dup2(newfd[i], in->fd);
+		inode_table_rekey(&fs->inodes, in, st.st_dev, st.st_ino);
+	}
+	k = 0;
+	for (of = h->files; of != NULL; of = of->next, k++)
+		if (newof[k] >= 0)
+			dup2(newof[k], of->fd);
+	h->ds_fd = dst_ds_fd;
+	h->reloc = NULL;
+out:
+	pthread_mutex_unlock(&h->files_lock);
+	for (size_t i = 0; newfd != NULL && i < n; i++)
+		if (newfd[i] >= 0)
+			close(newfd[i]);
+	for (size_t i = 0; newof != NULL && i < nfiles; i++)
+		if (newof[i] >= 0)
+			close(newof[i]);
+	for (size_t i = 0; i < n; i++)
+		inode_table_forget(&fs->inodes, inodes[i], 1);
+	free(inodes);
+	free(newfd);
+	free(newof);
+	return ret;
+}
+
+/* Routes (r != NULL) or stops routing (r == NULL) h's files via the engine. */
+void fsops_attach(struct fs *fs, struct home *h, struct reloc *r)
+{
+	struct inode **inodes;
+	size_t n;
+
+	h->reloc = r;
+	if (inode_table_collect(&fs->inodes, h, &inodes, &n) < 0) {
+		log_error("attach: out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct inode *in = inodes[i];
+
+		in->rfile = r != NULL && S_ISREG(in->type) ? reloc_file_find(r, in->dev, in->ino) : NULL;
+		inode_table_forget(&fs->inodes, in, 1);
+	}
+	free(inodes);
+}
+
+int fs_init(struct fs *fs, const struct config *cfg, int root_fd,
+	    const char *source, const char *mountpoint, int state_dirfd)
 {
 	int ret;
 
 	memset(fs, 0, sizeof(*fs));
 	pthread_once(&read_buf_once, read_buf_key_init);
+	fs->cfg = cfg;
 	fs->attr_timeout = cfg->fuse.attr_timeout;
 	fs->entry_timeout = cfg->fuse.entry_timeout;
 	fs->negative_timeout = cfg->fuse.negative_timeout;
 	fs->keep_cache = cfg->fuse.keep_cache;
 	fs->writeback_cache = cfg->fuse.writeback_cache;
 	fs->max_request = (size_t)cfg->fuse.max_request_kib * 1024;
+	fs->state_dirfd = state_dirfd;
+	snprintf(fs->source, sizeof(fs->source), "%s", source);
+	snprintf(fs->mountpoint, sizeof(fs->mountpoint), "%s", mountpoint);
 	ret = inode_table_init(&fs->inodes, root_fd);
+	if (ret < 0)
+		return ret;
+	ret = homes_init(fs);
+	if (ret < 0)
+		inode_table_destroy(&fs->inodes);
 	return ret;
 }
 
 void fs_destroy(struct fs *fs)
 {
+	homes_destroy(fs);
 	inode_table_destroy(&fs->inodes);
 }

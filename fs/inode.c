@@ -104,11 +104,12 @@ static void inode_table_grow(struct inode_table *t)
 }
 
 struct inode *inode_table_get(struct inode_table *t, dev_t dev, ino_t ino,
-			      mode_t type, int fd)
+			      mode_t type, int fd, int *created)
 {
 	struct inode *e;
 	size_t h;
 
+	*created = 0;
 	if (dev == t->root.dev && ino == t->root.ino) {
 		close(fd);
 		pthread_mutex_lock(&t->lock);
@@ -138,6 +139,7 @@ struct inode *inode_table_get(struct inode_table *t, dev_t dev, ino_t ino,
 	e->fd = fd;
 	e->type = type & S_IFMT;
 	e->nlookup = 1;
+	*created = 1;
 	e->next = t->buckets[h];
 	t->buckets[h] = e;
 	if (++t->count > t->nbuckets)
@@ -146,10 +148,10 @@ struct inode *inode_table_get(struct inode_table *t, dev_t dev, ino_t ino,
 	return e;
 }
 
+static void unlink_locked(struct inode_table *t, struct inode *inode);
+
 void inode_table_forget(struct inode_table *t, struct inode *inode, uint64_t n)
 {
-	struct inode **pp;
-
 	pthread_mutex_lock(&t->lock);
 	if (n > inode->nlookup)
 		n = inode->nlookup;
@@ -158,11 +160,7 @@ void inode_table_forget(struct inode_table *t, struct inode *inode, uint64_t n)
 		pthread_mutex_unlock(&t->lock);
 		return;
 	}
-	pp = &t->buckets[inode_hash(inode->dev, inode->ino, t->nbuckets)];
-	while (*pp != NULL && *pp != inode)
-		pp = &(*pp)->next;
-	if (*pp == inode)
-		*pp = inode->next;
+	unlink_locked(t, inode);
 	t->count--;
 	pthread_mutex_unlock(&t->lock);
 	close(inode->fd);
@@ -177,4 +175,60 @@ size_t inode_table_count(struct inode_table *t)
 	n = t->count;
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+static void unlink_locked(struct inode_table *t, struct inode *inode)
+{
+	struct inode **pp = &t->buckets[inode_hash(inode->dev, inode->ino, t->nbuckets)];
+
+	while (*pp != NULL && *pp != inode)
+		pp = &(*pp)->next;
+	if (*pp == inode)
+		*pp = inode->next;
+}
+
+void inode_table_rekey(struct inode_table *t, struct inode *inode, dev_t dev, ino_t ino)
+{
+	size_t h;
+
+	pthread_mutex_lock(&t->lock);
+	if (inode == &t->root) {
+		inode->dev = dev;
+		inode->ino = ino;
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	unlink_locked(t, inode);
+	inode->dev = dev;
+	inode->ino = ino;
+	h = inode_hash(dev, ino, t->nbuckets);
+	inode->next = t->buckets[h];
+	t->buckets[h] = inode;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int inode_table_collect(struct inode_table *t, const struct home *home,
+			struct inode ***out, size_t *n)
+{
+	struct inode **v;
+	size_t k = 0;
+
+	pthread_mutex_lock(&t->lock);
+	v = malloc((t->count + 1) * sizeof(*v));
+	if (v == NULL) {
+		pthread_mutex_unlock(&t->lock);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		for (struct inode *e = t->buckets[i]; e != NULL; e = e->next) {
+			if (e->home != home)
+				continue;
+			e->nlookup++;
+			v[k++] = e;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	*out = v;
+	*n = k;
+	return 0;
 }

@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include <fuse_lowlevel.h>
 
 #include "relocfs/config.h"
+#include "relocfs/ctl.h"
 #include "relocfs/fileutil.h"
 #include "relocfs/fsops.h"
 #include "relocfs/log.h"
@@ -176,6 +179,66 @@ static void raise_nofile_limit(void)
 	}
 }
 
+/* Parses a decimal u64 field; false on anything else. */
+static bool parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+/* The control protocol's requests (see src/ctl.c and relocctl). */
+static int ctl_dispatch(void *arg, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+	struct fs *fs = arg;
+	const char *cmd = argv[0];
+	uint64_t v[4];
+
+	if (strcmp(cmd, "migrate") == 0 && argc == 7) {
+		struct migrate_req req = { .home = argv[1], .datastore = argv[2] };
+		uint64_t id;
+		int ret;
+
+		if (!parse_u64(argv[3], &v[0]) || !parse_u64(argv[4], &v[1]) ||
+		    !parse_u64(argv[5], &v[2]) || !parse_u64(argv[6], &v[3]) ||
+		    v[1] > 3600000 || v[2] > 1 || v[3] > 1 || argv[2][0] != '/') {
+			snprintf(err, errlen, "malformed migrate request");
+			return -EINVAL;
+		}
+		req.opts.rate_bps = v[0];
+		req.opts.pause_budget_ms = v[1] ? (unsigned)v[1] : (unsigned)fs->cfg->relocation.pause_budget_ms;
+		if (req.opts.rate_bps == 0)
+			req.opts.rate_bps = (uint64_t)fs->cfg->relocation.rate_limit_mib << 20;
+		req.opts.copy_threads = (unsigned)fs->cfg->relocation.copy_threads;
+		req.opts.keep_source = v[2] || fs->cfg->relocation.keep_source;
+		req.opts.manual_cutover = v[3];
+		ret = home_migrate(fs, &req, &id, err, errlen);
+		if (ret == 0)
+			fprintf(out, "%llu\n", (unsigned long long)id);
+		return ret;
+	}
+	if (strcmp(cmd, "status") == 0 && (argc == 2 || argc == 3) &&
+	    (strcmp(argv[1], "json") == 0 || strcmp(argv[1], "text") == 0))
+		return home_status(fs, argc == 3 ? argv[2] : NULL, strcmp(argv[1], "json") == 0, out);
+	if (strcmp(cmd, "progress") == 0 && argc == 2) {
+		if (!parse_u64(argv[1], &v[0])) {
+			snprintf(err, errlen, "malformed progress request");
+			return -EINVAL;
+		}
+		return home_progress(fs, v[0], out, err, errlen);
+	}
+	if (strcmp(cmd, "abort") == 0 && argc == 2)
+		return home_abort(fs, argv[1], err, errlen);
+	if (strcmp(cmd, "cutover") == 0 && argc == 2)
+		return home_cutover(fs, argv[1], err, errlen);
+	snprintf(err, errlen, "unknown or malformed request '%.32s'", cmd);
+	return -EINVAL;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -187,7 +250,9 @@ int main(int argc, char *argv[])
 	struct cli cli;
 	struct config cfg;
 	struct fs fs;
-	int fs_ready = 0, mounted = 0, ret = 1;
+	int fs_ready = 0, mounted = 0, handlers = 0, ret = 1;
+	struct ctl_server *ctl = NULL;
+	char sock[PATH_MAX];
 	char *fsname = NULL;
 	int root_fd, r;
 
@@ -268,17 +333,6 @@ int main(int argc, char *argv[])
 	}
 	log_set_level(cfg.log_level);
 
-	root_fd = open(source, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (root_fd < 0) {
-		fprintf(stderr, "relocfs: SOURCE '%s': %s\n", source, strerror(errno));
-		goto out;
-	}
-	r = fs_init(&fs, &cfg, root_fd);
-	if (r < 0) {
-		fprintf(stderr, "relocfs: SOURCE '%s': %s\n", source, strerror(-r));
-		goto out;
-	}
-	fs_ready = 1;
 	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
 	if (se == NULL) {
 		/* libfuse said why (an unknown option, mostly). */
@@ -300,10 +354,25 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "relocfs: state dir %s: %s\n", sd.path, strerror(-r));
 		goto out;
 	}
+	root_fd = open(source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0) {
+		fprintf(stderr, "relocfs: SOURCE '%s': %s\n", source, strerror(errno));
+		goto out;
+	}
+	r = fs_init(&fs, &cfg, root_fd, source, mountpoint, sd.dirfd);
+	if (r < 0) {
+		/* The state dir's problems were logged with their file names. */
+		if (r != -EUCLEAN && r != -EBADMSG)
+			fprintf(stderr, "relocfs: SOURCE '%s': %s\n", source, strerror(-r));
+		goto out;
+	}
+	fs_ready = 1;
+	fs.se = se;
 	raise_nofile_limit();
 	umask(0);	/* the kernel already applied the caller's umask */
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
+	handlers = 1;
 	if (fuse_session_mount(se, mountpoint) != 0)
 		goto out;
 	mounted = 1;
@@ -311,7 +380,12 @@ int main(int argc, char *argv[])
 		goto out;
 	if (!fopts.foreground)
 		log_use_syslog();
-	log_notice("serving %s on %s (state %s)", source, mountpoint, sd.path);
+	ctl_socket_path(mountpoint, sock, sizeof(sock));
+	r = ctl_server_start(&ctl, sock, ctl_dispatch, &fs);
+	if (r < 0)
+		log_error("control socket %s: %s; relocctl cannot reach this mount",
+			  sock, strerror(-r));
+	log_notice("serving %s on %s (state %s, control %s)", source, mountpoint, sd.path, sock);
 
 	if (fopts.singlethread) {
 		r = fuse_session_loop(se);
@@ -324,13 +398,16 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_set_idle_threads(loop_cfg, (unsigned)cfg.fuse.max_idle_threads);
 		r = fuse_session_loop_mt(se, loop_cfg);
 	}
-	ret = r == 0 ? 0 : 1;
+	/* A signal that ended the loop is a normal stop. */
+	ret = r == 0 || fuse_session_exited(se) ? 0 : 1;
 	log_notice("unmounted %s", mountpoint);
 out:
+	ctl_server_stop(ctl);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (se != NULL) {
-		fuse_remove_signal_handlers(se);
+		if (handlers)
+			fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
 	if (loop_cfg != NULL)

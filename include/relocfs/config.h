@@ -24,10 +24,18 @@ struct config_fuse {
 	int max_request_kib;
 };
 
+struct config_relocation {
+	int pause_budget_ms;
+	int copy_threads;
+	int rate_limit_mib;
+	bool keep_source;
+};
+
 struct config {
 	char state_dir[PATH_MAX];
 	enum log_level log_level;
 	struct config_fuse fuse;
+	struct config_relocation relocation;
 };
 
 void config_defaults(struct config *cfg);

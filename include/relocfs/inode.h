@@ -18,7 +18,13 @@ struct inode {
 	 * on every write, and this answers without a syscall. Cleared whenever
 	 * relocfs changes that attribute. */
 	int no_caps;
+	struct home *home;	/* the home it lies in; NULL for the root */
+	struct rfile *rfile;	/* engine state while its home relocates */
+	ino_t ino_shown;	/* inode number kept across a cutover, or 0 */
 };
+
+struct home;
+struct rfile;
 
 struct inode_table {
 	pthread_mutex_t lock;
@@ -36,7 +42,15 @@ void inode_table_destroy(struct inode_table *t);
  * When the object was known, fd is closed. Returns the inode or NULL with
  * errno set. */
 struct inode *inode_table_get(struct inode_table *t, dev_t dev, ino_t ino,
-			      mode_t type, int fd);
+			      mode_t type, int fd, int *created);
+
+/* Moves inode to a new key (its backing object changed at a cutover). */
+void inode_table_rekey(struct inode_table *t, struct inode *inode, dev_t dev, ino_t ino);
+
+/* A malloc'd array of the inodes of home, each with one extra lookup held
+ * (drop it with inode_table_forget). */
+int inode_table_collect(struct inode_table *t, const struct home *home,
+			struct inode ***out, size_t *n);
 
 /* Drops n lookups; the inode is freed (fd closed) when none remain. */
 void inode_table_forget(struct inode_table *t, struct inode *inode, uint64_t n);

@@ -28,7 +28,7 @@ is_mounted() {
 }
 
 cleanup() {
-	local rc=$? i
+	local rc=$?
 	set +e
 	trap - EXIT INT TERM
 	[ -n "$tmp" ] || exit "$rc"
@@ -39,7 +39,7 @@ cleanup() {
 	# relocfs exits once its mount is gone; it holds the datastore open
 	# until then, so wait for it before unmounting the tmpfs.
 	if [ -n "$pid" ]; then
-		for i in $(seq 1 50); do
+		for _ in $(seq 1 50); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
@@ -157,7 +157,7 @@ section "2. Mount it with relocfs on $tmp/mnt"
 printf '$ %s\n' "$RELOCFS -f -o allow_other,state_dir=$tmp/state datastore mnt &"
 "$RELOCFS" -f -o "allow_other,state_dir=$tmp/state" datastore mnt 2>relocfs.log &
 pid=$!
-for i in $(seq 1 100); do
+for _ in $(seq 1 100); do
 	is_mounted "$tmp/mnt" && break
 	kill -0 "$pid" 2>/dev/null || break
 	sleep 0.1

@@ -16,6 +16,13 @@
 #include "relocfs/inode.h"
 #include "unit.h"
 
+static struct inode *tget(struct inode_table *t, dev_t dev, ino_t ino, mode_t type, int fd)
+{
+	int created;
+
+	return inode_table_get(t, dev, ino, type, fd, &created);
+}
+
 static char tmpdir[64];
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -121,7 +128,7 @@ static void test_get_insert_and_find(void)
 	CHECK_EQ(inode_table_init(&t, open_root()), 0);
 	fa = make_file("f1", &st);
 	CHECK(fa >= 0);
-	a = inode_table_get(&t, st.st_dev, st.st_ino, st.st_mode, fa);
+	a = tget(&t, st.st_dev, st.st_ino, st.st_mode, fa);
 	CHECK(a != NULL);
 	CHECK(a != &t.root);
 	CHECK_EQ(inode_table_count(&t), 1);
@@ -134,7 +141,7 @@ static void test_get_insert_and_find(void)
 	/* The same object again: same entry, one more lookup, new fd closed. */
 	fb = open(tmpdir, O_PATH | O_CLOEXEC);	/* any fd will do */
 	CHECK(fb >= 0);
-	b = inode_table_get(&t, st.st_dev, st.st_ino, st.st_mode, fb);
+	b = tget(&t, st.st_dev, st.st_ino, st.st_mode, fb);
 	CHECK(b == a);
 	CHECK_EQ(a->nlookup, 2);
 	CHECK_EQ(inode_table_count(&t), 1);
@@ -165,8 +172,8 @@ static void test_hard_links_share(void)
 	fb = open(p2, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	CHECK(fb >= 0);
 	CHECK(fstat(fb, &st2) == 0);
-	a = inode_table_get(&t, st.st_dev, st.st_ino, st.st_mode, fa);
-	b = inode_table_get(&t, st2.st_dev, st2.st_ino, st2.st_mode, fb);
+	a = tget(&t, st.st_dev, st.st_ino, st.st_mode, fa);
+	b = tget(&t, st2.st_dev, st2.st_ino, st2.st_mode, fb);
 	CHECK(a != NULL && a == b);
 	CHECK_EQ(a->nlookup, 2);
 	CHECK_EQ(inode_table_count(&t), 1);
@@ -183,14 +190,14 @@ static void test_dev_is_part_of_key(void)
 	int fds = count_fds();
 
 	CHECK_EQ(inode_table_init(&t, open_root()), 0);
-	a = inode_table_get(&t, makedev(250, 1), 77, S_IFREG, dup(t.root.fd));
-	b = inode_table_get(&t, makedev(250, 2), 77, S_IFDIR, dup(t.root.fd));
+	a = tget(&t, makedev(250, 1), 77, S_IFREG, dup(t.root.fd));
+	b = tget(&t, makedev(250, 2), 77, S_IFDIR, dup(t.root.fd));
 	CHECK(a != NULL && b != NULL && a != b);
 	CHECK_EQ(a->type, S_IFREG);
 	CHECK_EQ(b->type, S_IFDIR);
 	CHECK_EQ(inode_table_count(&t), 2);
 	/* Same dev, ino of the root but another dev: not the root. */
-	b = inode_table_get(&t, makedev(250, 3), t.root.ino, S_IFDIR, dup(t.root.fd));
+	b = tget(&t, makedev(250, 3), t.root.ino, S_IFDIR, dup(t.root.fd));
 	CHECK(b != NULL && b != &t.root);
 	CHECK_EQ(inode_table_count(&t), 3);
 	inode_table_destroy(&t);
@@ -207,7 +214,7 @@ static void test_get_root(void)
 	CHECK_EQ(inode_table_init(&t, root), 0);
 	fd = open_root();
 	CHECK(fd >= 0);
-	r = inode_table_get(&t, t.root.dev, t.root.ino, S_IFDIR, fd);
+	r = tget(&t, t.root.dev, t.root.ino, S_IFDIR, fd);
 	CHECK(r == &t.root);
 	CHECK_EQ(t.root.nlookup, 2);
 	CHECK_EQ(inode_table_count(&t), 0);
@@ -222,7 +229,7 @@ static void test_get_root(void)
 	CHECK_EQ(t.root.nlookup, 0);
 	CHECK(fd_is_open(root));
 	CHECK_EQ(inode_table_count(&t), 0);
-	r = inode_table_get(&t, t.root.dev, t.root.ino, S_IFDIR, dup(root));
+	r = tget(&t, t.root.dev, t.root.ino, S_IFDIR, dup(root));
 	CHECK(r == &t.root);
 	CHECK_EQ(t.root.nlookup, 1);
 
@@ -242,10 +249,10 @@ static void test_forget_frees_at_zero(void)
 	CHECK_EQ(inode_table_init(&t, open_root()), 0);
 	fa = make_file("f2", &st);
 	CHECK(fa >= 0);
-	a = inode_table_get(&t, st.st_dev, st.st_ino, st.st_mode, fa);
+	a = tget(&t, st.st_dev, st.st_ino, st.st_mode, fa);
 	CHECK(a != NULL);
-	CHECK(inode_table_get(&t, st.st_dev, st.st_ino, st.st_mode, dup(fa)) == a);
-	CHECK(inode_table_get(&t, st.st_dev, st.st_ino, st.st_mode, dup(fa)) == a);
+	CHECK(tget(&t, st.st_dev, st.st_ino, st.st_mode, dup(fa)) == a);
+	CHECK(tget(&t, st.st_dev, st.st_ino, st.st_mode, dup(fa)) == a);
 	CHECK_EQ(a->nlookup, 3);
 	inode_table_forget(&t, a, 2);
 	CHECK_EQ(a->nlookup, 1);
@@ -258,7 +265,7 @@ static void test_forget_frees_at_zero(void)
 	/* Found again after a free: a fresh entry with the new fd. */
 	fa = open(tmpdir, O_PATH | O_CLOEXEC);
 	CHECK(fa >= 0);
-	b = inode_table_get(&t, st.st_dev, st.st_ino, st.st_mode, fa);
+	b = tget(&t, st.st_dev, st.st_ino, st.st_mode, fa);
 	CHECK(b != NULL);
 	CHECK_EQ(b->nlookup, 1);
 	CHECK_EQ(b->fd, fa);
@@ -276,10 +283,10 @@ static void test_forget_clamps(void)
 
 	CHECK_EQ(inode_table_init(&t, open_root()), 0);
 	fa = dup(t.root.fd);
-	a = inode_table_get(&t, makedev(251, 0), 5, S_IFREG, fa);
-	b = inode_table_get(&t, makedev(251, 0), 6, S_IFREG, dup(t.root.fd));
+	a = tget(&t, makedev(251, 0), 5, S_IFREG, fa);
+	b = tget(&t, makedev(251, 0), 6, S_IFREG, dup(t.root.fd));
 	CHECK(a != NULL && b != NULL);
-	CHECK(inode_table_get(&t, makedev(251, 0), 5, S_IFREG, dup(t.root.fd)) == a);
+	CHECK(tget(&t, makedev(251, 0), 5, S_IFREG, dup(t.root.fd)) == a);
 	CHECK_EQ(inode_table_count(&t), 2);
 	inode_table_forget(&t, a, 10);	/* holds 2 */
 	CHECK_EQ(inode_table_count(&t), 1);
@@ -297,7 +304,7 @@ static void test_forget_zero(void)
 	struct inode *a;
 
 	CHECK_EQ(inode_table_init(&t, open_root()), 0);
-	a = inode_table_get(&t, makedev(252, 0), 9, S_IFREG, dup(t.root.fd));
+	a = tget(&t, makedev(252, 0), 9, S_IFREG, dup(t.root.fd));
 	CHECK(a != NULL);
 	inode_table_forget(&t, a, 0);
 	CHECK_EQ(a->nlookup, 1);
@@ -346,7 +353,7 @@ static void test_many_keys(void)
 		efd[i] = dup(t.root.fd);
 		if (efd[i] < 0)
 			break;
-		ent[i] = inode_table_get(&t, dev, key_ino(i), S_IFREG, efd[i]);
+		ent[i] = tget(&t, dev, key_ino(i), S_IFREG, efd[i]);
 		if (ent[i] == NULL)
 			break;
 	}
@@ -362,7 +369,7 @@ static void test_many_keys(void)
 	/* All found again, the extra fds closed. */
 	for (i = 0; i < NKEYS; i++) {
 		int fd = dup(t.root.fd);
-		struct inode *e = inode_table_get(&t, dev, key_ino(i), S_IFREG, fd);
+		struct inode *e = tget(&t, dev, key_ino(i), S_IFREG, fd);
 
 		if (e != ent[i] || e->nlookup != 2 || e->fd != efd[i] || !fd_is_closed(fd))
 			bad++;
@@ -382,7 +389,7 @@ static void test_many_keys(void)
 	for (i = 0; i < NKEYS; i++) {
 		int fd = dup(t.root.fd);
 		ino_t ino = key_ino(i);
-		struct inode *e = inode_table_get(&t, dev, ino, S_IFREG, fd);
+		struct inode *e = tget(&t, dev, ino, S_IFREG, fd);
 
 		if (e == NULL) {
 			bad++;
@@ -419,7 +426,7 @@ static void test_destroy_closes_all(void)
 		snprintf(name, sizeof(name), "d%02d", i);
 		fd[i] = make_file(name, &st);
 		CHECK(fd[i] >= 0);
-		CHECK(inode_table_get(&t, st.st_dev, st.st_ino, st.st_mode, fd[i]) != NULL);
+		CHECK(tget(&t, st.st_dev, st.st_ino, st.st_mode, fd[i]) != NULL);
 	}
 	CHECK_EQ(inode_table_count(&t), 50);
 	CHECK_EQ(count_fds(), fds + 51);

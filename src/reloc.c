@@ -1,0 +1,1927 @@
+/* reloc: owns one relocation: its thread and phases, the per-file state of
+ * the home's regular files (base, destination, index), the data path while
+ * relocating, the background copy, the convergence rounds, the cutover and
+ * the rollback.
+ *
+ * Invariants (DESIGN.md):
+ * - From attach on, the base files (B) are never written until a rollback;
+ *   every write goes to the journal first, then the index. A byte's newest
+ *   copy is where the index says: a journal record (JOURNAL), the
+ *   destination (DEST), zeros (ZERO), else B below b_limit, else zeros.
+ * - The index says DEST for a block only after the block was written to D;
+ *   only the relocation thread writes journal data to D, and the copier is
+ *   done before the first round, so no stale B data reaches D after that.
+ * - D is truncated to b_limit (the smallest size the file had) before any
+ *   record written after that truncation is applied, and to the file's size
+ *   after each apply; bytes of D past the size are never read.
+ * - Until the host's flip returns, the source is a complete rollback target:
+ *   rollback writes every indexed block of the current view back into B.
+ * - The home is quiesced (no operation in flight) during attach, the final
+ *   apply and flip, and the rollback; everything else runs beside the
+ *   application. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/falloc.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <xxhash.h>
+
+#include "relocfs/extmap.h"
+#include "relocfs/fileutil.h"
+#include "relocfs/journal.h"
+#include "relocfs/log.h"
+#include "relocfs/reloc.h"
+
+#define BS EXTMAP_BLOCK
+#define FILE_BUCKETS 4096
+#define COPY_CHUNK (1u << 20)
+#define APPLY_CHUNK (1u << 20)
+#define DEFAULT_APPLY_BPS (200ull << 20)
+
+struct rfile {
+	struct rfile *next;	/* hash chain, under r->files_lock */
+	uint64_t id;		/* the source inode number: also the journal's file id */
+	dev_t dev;
+	ino_t ino;
+	int b_fd;		/* read-only on the base file */
+	int d_fd;		/* read-write on the destination copy */
+	uint64_t alloc;		/* allocated bytes of B at prepare */
+	nlink_t nlink;		/* links at prepare, and those found in the home */
+	nlink_t links;
+	pthread_rwlock_t lock;	/* the fields below and the map */
+	struct extmap map;
+	uint64_t size;		/* the size the application sees */
+	uint64_t b_size;	/* B's size at attach */
+	uint64_t b_limit;	/* B's bytes from here on read as zeros */
+	uint64_t d_limit;	/* D was cut to here since the last truncation */
+	struct timespec mtime;	/* of the last journaled change */
+	bool mtime_dirty;
+};
+
+struct reloc {
+	uint64_t id;
+	char home[NAME_MAX + 1];
+	char src_ds[PATH_MAX];
+	char dst_ds[PATH_MAX];
+	char src_home[PATH_MAX];	/* src_ds/home */
+	int src_home_fd;		/* O_RDONLY directory */
+	int dst_ds_fd;
+	int dst_home_fd;		/* O_RDONLY directory, once prepared */
+	int state_dirfd;
+	int rdir_fd;			/* state_dir/reloc-<id> */
+	char rdir_name[32];
+	struct journal *j;
+	struct reloc_opts opts;
+	const struct reloc_host *host;
+	void *host_home;
+	pthread_t thread;
+
+	pthread_mutex_t lock;		/* phase, requests, error, stats below */
+	pthread_cond_t cond;
+	enum reloc_phase phase;
+	bool abort_req;
+	bool cutover_req;
+	bool failed;			/* set by any thread on a destination error */
+	char error[512];
+	unsigned rounds;
+	double pause_ms;
+	uint64_t started_ns;
+	uint64_t copy_started_ns;
+
+	pthread_mutex_t files_lock;
+	struct rfile *files[FILE_BUCKETS];
+	size_t nfiles;
+
+	uint64_t bytes_total;		/* atomics */
+	uint64_t bytes_copied;
+	uint64_t throttle_bps;
+	uint64_t apply_bps;
+
+	pthread_mutex_t pace_lock;	/* copy rate limit and write throttle */
+	uint64_t copy_next_ns;
+	uint64_t write_next_ns;
+};
+
+static const char *const phase_names[] = {
+	"prepare", "copy", "converge", "ready", "cutover", "cleanup",
+	"done", "failed", "aborted",
+};
+
+const char *reloc_phase_name(enum reloc_phase phase)
+{
+	return (unsigned)phase < sizeof(phase_names) / sizeof(phase_names[0])
+		       ? phase_names[phase] : "unknown";
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Records the first destination error; the relocation thread rolls back. */
+__attribute__((format(printf, 2, 3)))
+static void reloc_fail(struct reloc *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&r->lock);
+	if (!r->failed) {
+		r->failed = true;
+		va_start(ap, fmt);
+		vsnprintf(r->error, sizeof(r->error), fmt, ap);
+		va_end(ap);
+		log_error("relocation %llu of %s: %s", (unsigned long long)r->id, r->home, r->error);
+	}
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static bool reloc_stopping(struct reloc *r)
+{
+	bool stop;
+
+	pthread_mutex_lock(&r->lock);
+	stop = r->failed || r->abort_req;
+	pthread_mutex_unlock(&r->lock);
+	return stop;
+}
+
+/* Persists the phase so that a restarted relocfs knows what was going on. */
+static void reloc_set_phase(struct reloc *r, enum reloc_phase phase)
+{
+	char buf[3 * PATH_MAX];
+	int n;
+
+	pthread_mutex_lock(&r->lock);
+	r->phase = phase;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	log_info("relocation %llu of %s: %s", (unsigned long long)r->id, r->home,
+		 reloc_phase_name(phase));
+	if (r->rdir_fd < 0)
+		return;
+	n = snprintf(buf, sizeof(buf), "relocfs-relocation 1\nid %llu\nhome %s\nfrom %s\nto %s\nphase %s\n",
+		     (unsigned long long)r->id, r->home, r->src_ds, r->dst_ds,
+		     reloc_phase_name(phase));
+	if (n > 0 && (size_t)n < sizeof(buf) - 32) {
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "xxh3 %016llx\n",
+			      (unsigned long long)XXH3_64bits(buf, (size_t)n));
+		if (fileutil_write_atomic(r->rdir_fd, "state", buf, (size_t)n) < 0)
+			log_warning("relocation %llu: cannot persist its state", (unsigned long long)r->id);
+	}
+}
+
+/* ---------------------------------------------------------------- files */
+
+static size_t file_bucket(dev_t dev, ino_t ino)
+{
+	return (size_t)(((uint64_t)ino * 0x9e3779b97f4a7c15ull) ^ (uint64_t)dev) % FILE_BUCKETS;
+}
+
+struct rfile *reloc_file_find(struct reloc *r, dev_t dev, ino_t ino)
+{
+	struct rfile *f;
+
+	pthread_mutex_lock(&r->files_lock);
+	for (f = r->files[file_bucket(dev, ino)]; f != NULL; f = f->next)
+		if (f->dev == dev && f->ino == ino)
+			break;
+	pthread_mutex_unlock(&r->files_lock);
+	return f;
+}
+
+/* Takes ownership of b_fd and d_fd. */
+static struct rfile *rfile_add(struct reloc *r, const struct stat *st, int b_fd, int d_fd)
+{
+	struct rfile *f = calloc(1, sizeof(*f));
+	size_t h;
+
+	if (f == NULL) {
+		close(b_fd);
+		close(d_fd);
+		return NULL;
+	}
+	f->id = (uint64_t)st->st_ino;
+	f->dev = st->st_dev;
+	f->ino = st->st_ino;
+	f->b_fd = b_fd;
+	f->d_fd = d_fd;
+	f->alloc = (uint64_t)st->st_blocks * 512;
+	f->nlink = st->st_nlink;
+	f->links = 1;
+	f->size = f->b_size = f->b_limit = f->d_limit = (uint64_t)st->st_size;
+	f->mtime = st->st_mtim;
+	extmap_init(&f->map);
+	pthread_rwlock_init(&f->lock, NULL);
+	h = file_bucket(f->dev, f->ino);
+	pthread_mutex_lock(&r->files_lock);
+	f->next = r->files[h];
+	r->files[h] = f;
+	r->nfiles++;
+	pthread_mutex_unlock(&r->files_lock);
+	__atomic_add_fetch(&r->bytes_total, f->alloc, __ATOMIC_RELAXED);
+	return f;
+}
+
+static void rfile_free(struct rfile *f)
+{
+	close(f->b_fd);
+	close(f->d_fd);
+	extmap_destroy(&f->map);
+	pthread_rwlock_destroy(&f->lock);
+	free(f);
+}
+
+/* A snapshot array of the files (they are never freed before the end). */
+static struct rfile **files_snapshot(struct reloc *r, size_t *n)
+{
+	struct rfile **v;
+	size_t k = 0;
+
+	pthread_mutex_lock(&r->files_lock);
+	v = malloc((r->nfiles + 1) * sizeof(*v));
+	if (v != NULL)
+		for (size_t i = 0; i < FILE_BUCKETS; i++)
+			for (struct rfile *f = r->files[i]; f != NULL; f = f->next)
+				v[k++] = f;
+	pthread_mutex_unlock(&r->files_lock);
+	*n = k;
+	return v;
+}
+
+int reloc_file_dest_fd(struct rfile *f)
+{
+	return f->d_fd;
+}
+
+/* ------------------------------------------------------------ data path */
+
+static __thread char *tls_buf;
+static __thread size_t tls_cap;
+
+static char *scratch(size_t n)
+{
+	if (n > tls_cap) {
+		char *p = realloc(tls_buf, n);
+
+		if (p == NULL)
+			return NULL;
+		tls_buf = p;
+		tls_cap = n;
+	}
+	return tls_buf;
+}
+
+static int pread_full(int fd, char *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, buf + done, len - done, off + (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			memset(buf + done, 0, len - done);	/* past EOF reads as zeros */
+			break;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int pwrite_full(int fd, const char *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, buf + done, len - done, off + (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads [off, off+len) of the current view, f->lock held; len may run past
+ * the size (zeros). Consecutive blocks from one place are read at once. */
+static int view_read(struct reloc *r, struct rfile *f, char *buf, size_t len, uint64_t off)
+{
+	uint64_t pos = off, end = off + len;
+
+	while (pos < end) {
+		uint64_t block = pos / BS, run_end;
+		const struct extmap_ent *e = extmap_get(&f->map, block);
+		enum extmap_where w = e ? (enum extmap_where)e->where : EXTMAP_NONE;
+		uint64_t run_off = e ? e->off + (pos - block * BS) : 0;
+		uint32_t gen = e ? e->gen : 0;
+		size_t n;
+		int ret = 0;
+
+		/* Extend the run while the next block continues it. */
+		run_end = (block + 1) * BS;
+		while (run_end < end) {
+			const struct extmap_ent *x = extmap_get(&f->map, run_end / BS);
+			enum extmap_where xw = x ? (enum extmap_where)x->where : EXTMAP_NONE;
+
+			if (xw != w || (w == EXTMAP_JOURNAL &&
+					(x->gen != gen || x->off != e->off + (run_end - block * BS))))
+				break;
+			run_end += BS;
+		}
+		if (run_end > end)
+			run_end = end;
+		n = (size_t)(run_end - pos);
+		switch (w) {
+		case EXTMAP_JOURNAL: {
+			struct journal_loc loc = { gen, run_off };
+
+			ret = journal_read(r->j, &loc, buf + (pos - off), n);
+			break;
+		}
+		case EXTMAP_DEST:
+			ret = pread_full(f->d_fd, buf + (pos - off), n, (off_t)pos);
+			break;
+		case EXTMAP_ZERO:
+			memset(buf + (pos - off), 0, n);
+			break;
+		case EXTMAP_NONE:
+			if (pos >= f->b_limit) {
+				memset(buf + (pos - off), 0, n);
+			} else {
+				size_t from_b = (size_t)(f->b_limit - pos < n ? f->b_limit - pos : n);
+
+				ret = pread_full(f->b_fd, buf + (pos - off), from_b, (off_t)pos);
+				memset(buf + (pos - off) + from_b, 0, n - from_b);
+			}
+			break;
+		}
+		if (ret < 0)
+			return ret;
+		pos = run_end;
+	}
+	return 0;
+}
+
+ssize_t reloc_file_read(struct reloc *r, struct rfile *f, char *buf, size_t size, off_t off)
+{
+	int ret;
+
+	pthread_rwlock_rdlock(&f->lock);
+	if ((uint64_t)off >= f->size) {
+		pthread_rwlock_unlock(&f->lock);
+		return 0;
+	}
+	if ((uint64_t)off + size > f->size)
+		size = (size_t)(f->size - (uint64_t)off);
+	ret = view_read(r, f, buf, size, (uint64_t)off);
+	pthread_rwlock_unlock(&f->lock);
+	return ret < 0 ? ret : (ssize_t)size;
+}
+
+/* Slows writers when the rounds stop shrinking, so convergence is certain. */
+static void throttle(struct reloc *r, size_t len)
+{
+	uint64_t bps = __atomic_load_n(&r->throttle_bps, __ATOMIC_RELAXED);
+	uint64_t now, wait = 0;
+
+	if (bps == 0)
+		return;
+	pthread_mutex_lock(&r->pace_lock);
+	now = now_ns();
+	if (r->write_next_ns < now)
+		r->write_next_ns = now;
+	wait = r->write_next_ns - now;
+	r->write_next_ns += (uint64_t)len * 1000000000ull / bps;
+	pthread_mutex_unlock(&r->pace_lock);
+	if (wait > 0)
+		sleep_ns(wait);
+}
+
+/* Appends whole blocks [first*BS, first*BS + len) and indexes them;
+ * f->lock held for writing. */
+static int journal_blocks(struct reloc *r, struct rfile *f, uint64_t first,
+			  const char *data, size_t len)
+{
+	struct journal_loc loc;
+	int ret;
+
+	ret = journal_append(r->j, JOURNAL_WRITE, f->id, first * BS, len, data, &loc);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < len / BS; i++) {
+		ret = extmap_set(&f->map, first + i, EXTMAP_JOURNAL, loc.gen, loc.off + i * BS);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static void touch_mtime(struct rfile *f)
+{
+	clock_gettime(CLOCK_REALTIME, &f->mtime);
+	f->mtime_dirty = true;
+}
+
+ssize_t reloc_file_write(struct reloc *r, struct rfile *f, const char *buf, size_t size,
+			 off_t off, bool append, bool sync)
+{
+	uint64_t first, last, start, end;
+	const char *data = buf;
+	size_t len;
+	int ret = 0;
+
+	if (size == 0)
+		return 0;
+	throttle(r, size);
+	pthread_rwlock_wrlock(&f->lock);
+	start = append ? f->size : (uint64_t)off;
+	end = start + size;
+	first = start / BS;
+	last = (end - 1) / BS;
+	len = (size_t)((last - first + 1) * BS);
+	if (start % BS != 0 || end % BS != 0) {
+		/* Partial edge blocks: merge with the current view, so that
+		 * every record holds whole blocks. */
+		char *s = scratch(len);
+
+		if (s == NULL) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		if (start % BS != 0)
+			ret = view_read(r, f, s, BS, first * BS);
+		if (ret == 0 && end % BS != 0 && (last != first || start % BS == 0))
+			ret = view_read(r, f, s + (last - first) * BS, BS, last * BS);
+		if (ret < 0)
+			goto out;
+		/* Bytes past the old size must stay zero for a later extension. */
+		if (f->size < (last + 1) * BS && f->size > first * BS && f->size < start)
+			memset(s + (f->size - first * BS), 0, (size_t)(start - f->size));
+		memcpy(s + (start - first * BS), buf, size);
+		data = s;
+	}
+	ret = journal_blocks(r, f, first, data, len);
+	if (ret < 0)
+		goto out;
+	if (end > f->size)
+		f->size = end;
+	touch_mtime(f);
+out:
+	pthread_rwlock_unlock(&f->lock);
+	if (ret == 0 && sync)
+		ret = journal_sync(r->j);
+	if (ret < 0) {
+		/* The journal could not take it: fail the relocation, never the
+		 * write's data, which the caller still holds; the rollback
+		 * leaves B current and the caller retries through it. */
+		reloc_fail(r, "journal write failed: %s", strerror(-ret));
+		return ret;
+	}
+	return (ssize_t)size;
+}
+
+/* Zeros [from, to) inside one block that stays in the file; lock held. */
+static int zero_partial(struct reloc *r, struct rfile *f, uint64_t from, uint64_t to)
+{
+	uint64_t block = from / BS;
+	char *s = scratch(BS);
+	int ret;
+
+	if (s == NULL)
+		return -ENOMEM;
+	ret = view_read(r, f, s, BS, block * BS);
+	if (ret < 0)
+		return ret;
+	memset(s + (from - block * BS), 0, (size_t)(to - from));
+	return journal_blocks(r, f, block, s, BS);
+}
+
+static int truncate_locked(struct reloc *r, struct rfile *f, uint64_t size)
+{
+	int ret;
+
+	ret = journal_append(r->j, JOURNAL_TRUNCATE, f->id, size, 0, NULL, NULL);
+	if (ret < 0)
+		return ret;
+	if (size < f->size) {
+		uint64_t keep = (size + BS - 1) / BS;
+
+		/* A kept partial block from the index holds stale bytes past
+		 * the new size; B's are cut by b_limit. */
+		if (size % BS != 0 && extmap_get(&f->map, size / BS) != NULL) {
+			ret = zero_partial(r, f, size, (size / BS + 1) * BS);
+			if (ret < 0)
+				return ret;
+		}
+		extmap_truncate(&f->map, keep);
+		if (size < f->b_limit)
+			f->b_limit = size;
+	}
+	f->size = size;
+	touch_mtime(f);
+	return 0;
+}
+
+int reloc_file_truncate(struct reloc *r, struct rfile *f, off_t size)
+{
+	int ret;
+
+	if (size < 0)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&f->lock);
+	ret = truncate_locked(r, f, (uint64_t)size);
+	pthread_rwlock_unlock(&f->lock);
+	if (ret < 0)
+		reloc_fail(r, "journal write failed: %s", strerror(-ret));
+	return ret;
+}
+
+int reloc_file_fallocate(struct reloc *r, struct rfile *f, int mode, off_t off, off_t len)
+{
+	uint64_t start = (uint64_t)off, end = (uint64_t)off + (uint64_t)len;
+	int zeroing = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
+	int ret = 0;
+
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	pthread_rwlock_wrlock(&f->lock);
+	if (zeroing) {
+		uint64_t zend = end < f->size ? end : f->size;
+		uint64_t b0 = (start + BS - 1) / BS, b1 = zend / BS;
+
+		if (start < zend) {
+			if (start % BS != 0)
+				ret = zero_partial(r, f, start, b0 * BS < zend ? b0 * BS : zend);
+			if (ret == 0 && zend % BS != 0 && zend / BS >= b0)
+				ret = zero_partial(r, f, b1 * BS > start ? b1 * BS : start, zend);
+			if (ret == 0 && b1 > b0)
+				ret = journal_append(r->j, JOURNAL_ZERO, f->id, b0 * BS, (b1 - b0) * BS, NULL, NULL);
+			for (uint64_t b = b0; ret == 0 && b < b1; b++)
+				ret = extmap_set(&f->map, b, EXTMAP_ZERO, 0, 0);
+		}
+		if (ret == 0)
+			touch_mtime(f);
+	}
+	if (ret == 0 && !(mode & FALLOC_FL_KEEP_SIZE) && end > f->size)
+		ret = truncate_locked(r, f, end);
+	pthread_rwlock_unlock(&f->lock);
+	if (ret < 0 && ret != -EOPNOTSUPP)
+		reloc_fail(r, "journal write failed: %s", strerror(-ret));
+	return ret;
+}
+
+int reloc_file_sync(struct reloc *r, struct rfile *f)
+{
+	int ret;
+
+	(void)f;
+	ret = journal_sync(r->j);
+	if (ret < 0)
+		reloc_fail(r, "journal sync failed: %s", strerror(-ret));
+	return ret;
+}
+
+void reloc_file_stat(struct reloc *r, struct rfile *f, struct stat *st)
+{
+	uint64_t blocks;
+
+	(void)r;
+	pthread_rwlock_rdlock(&f->lock);
+	st->st_size = (off_t)f->size;
+	if (f->mtime_dirty) {
+		st->st_mtim = f->mtime;
+		st->st_ctim = f->mtime;
+	}
+	/* B's allocation plus what was written since, capped by the size. */
+	blocks = (uint64_t)st->st_blocks + f->map.count * (BS / 512);
+	if (blocks > (f->size + 511) / 512 + (BS / 512))
+		blocks = (f->size + 511) / 512;
+	st->st_blocks = (blkcnt_t)blocks;
+	pthread_rwlock_unlock(&f->lock);
+}
+
+off_t reloc_file_seek(struct reloc *r, struct rfile *f, off_t off, int whence)
+{
+	off_t ret;
+
+	(void)r;
+	/* The merged view is reported as all data: holes are optional. */
+	pthread_rwlock_rdlock(&f->lock);
+	if (off < 0 || (uint64_t)off >= f->size)
+		ret = -ENXIO;
+	else if (whence == SEEK_DATA)
+		ret = off;
+	else if (whence == SEEK_HOLE)
+		ret = (off_t)f->size;
+	else
+		ret = -EINVAL;
+	pthread_rwlock_unlock(&f->lock);
+	return ret;
+}
+
+void reloc_file_times_set(struct reloc *r, struct rfile *f)
+{
+	(void)r;
+	pthread_rwlock_wrlock(&f->lock);
+	f->mtime_dirty = false;
+	pthread_rwlock_unlock(&f->lock);
+}
+
+/* ------------------------------------------------------------- metadata */
+
+/* Copies the extended attributes of src to dst (both O_PATH, not
+ * symlinks). Attributes the destination cannot hold fail the copy. */
+static int copy_xattrs(int src, int dst)
+{
+	char sp[64], dp[64], *names = NULL, *val = NULL;
+	ssize_t n;
+	int ret = 0;
+
+	snprintf(sp, sizeof(sp), "/proc/self/fd/%d", src);
+	snprintf(dp, sizeof(dp), "/proc/self/fd/%d", dst);
+	n = listxattr(sp, NULL, 0);
+	if (n < 0)
+		return errno == ENOTSUP ? 0 : -errno;
+	names = malloc((size_t)n + 1);
+	val = malloc(65536);
+	if (names == NULL || val == NULL) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	n = n > 0 ? listxattr(sp, names, (size_t)n) : 0;
+	if (n < 0) {
+		ret = -errno;
+		goto out;
+	}
+	for (char *name = names; name < names + n; name += strlen(name) + 1) {
+		ssize_t v = getxattr(sp, name, val, 65536);
+
+		if (v < 0)
+			continue;	/* gone meanwhile */
+		if (setxattr(dp, name, val, (size_t)v, 0) < 0) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	/* Names the destination has and the source no longer has. */
+	n = listxattr(dp, NULL, 0);
+	if (n > 0) {
+		char *dnames = malloc((size_t)n);
+
+		if (dnames != NULL && (n = listxattr(dp, dnames, (size_t)n)) > 0)
+			for (char *name = dnames; name < dnames + n; name += strlen(name) + 1)
+				if (getxattr(sp, name, NULL, 0) < 0 && errno == ENODATA)
+					removexattr(dp, name);
+		free(dnames);
+	}
+out:
+	free(names);
+	free(val);
+	return ret;
+}
+
+/* Owner, mode and xattrs of src (O_PATH) onto dst (O_PATH); times apart. */
+static int copy_attrs(int src, int dst, const struct stat *st)
+{
+	char dp[64];
+
+	if (fchownat(dst, "", st->st_uid, st->st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISLNK(st->st_mode))
+		return 0;
+	snprintf(dp, sizeof(dp), "/proc/self/fd/%d", dst);
+	if (chmod(dp, st->st_mode & 07777) < 0)
+		return -errno;
+	return copy_xattrs(src, dst);
+}
+
+static int set_times(int dst, const struct stat *st, const struct timespec *mtime)
+{
+	struct timespec tv[2] = { st->st_atim, mtime ? *mtime : st->st_mtim };
+
+	if (utimensat(dst, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+static int open_beneath(int dirfd, const char *rel, int flags)
+{
+	struct open_how how;
+	long fd;
+
+	memset(&how, 0, sizeof(how));
+	how.flags = (uint64_t)flags | O_CLOEXEC | O_NOFOLLOW;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+	fd = syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof(how));
+	return fd < 0 ? -errno : (int)fd;
+}
+
+/* Removes dirfd/name and everything below it, never following a link. */
+static int remove_tree(int dirfd, const char *name)
+{
+	struct stat st;
+	int fd, ret = 0;
+	DIR *dp;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dp = fdopendir(fd);
+	if (dp == NULL) {
+		close(fd);
+		return -errno;
+	}
+	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		int r2 = remove_tree(fd, de->d_name);
+
+		if (r2 < 0 && ret == 0)
+			ret = r2;
+	}
+	closedir(dp);
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && ret == 0)
+		ret = -errno;
+	return ret;
+}
+
+/* ------------------------------------------------------------- prepare */
+
+/* Builds the destination tree of one source directory: directories,
+ * symlinks, special files and empty (sized, sparse) regular files whose
+ * data the copier fills in. */
+static int build_tree(struct reloc *r, int sdir, int ddir)
+{
+	int ret = 0, sfd = openat(sdir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dp;
+
+	if (sfd < 0)
+		return -errno;
+	dp = fdopendir(sfd);
+	if (dp == NULL) {
+		close(sfd);
+		return -errno;
+	}
+	for (struct dirent *de; ret == 0 && (de = readdir(dp)) != NULL;) {
+		const char *name = de->d_name;
+		struct stat st;
+		int s = -1, d = -1;
+
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			ret = -errno;
+			break;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			if (mkdirat(ddir, name, 0700) < 0)
+				goto fail;
+			s = openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			d = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (s < 0 || d < 0)
+				goto fail;
+			ret = build_tree(r, s, d);
+		} else if (S_ISREG(st.st_mode)) {
+			struct rfile *f = reloc_file_find(r, st.st_dev, st.st_ino);
+			char proc[64];
+
+			if (f != NULL) {
+				snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->d_fd);
+				if (linkat(AT_FDCWD, proc, ddir, name, AT_SYMLINK_FOLLOW) < 0)
+					goto fail;
+				f->links++;
+				continue;
+			}
+			d = openat(ddir, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (d < 0)
+				goto fail;
+			if (ftruncate(d, st.st_size) < 0)
+				goto fail;
+			s = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			if (s < 0)
+				goto fail;
+			if (rfile_add(r, &st, s, d) == NULL) {
+				ret = -ENOMEM;
+				break;
+			}
+			s = d = -1;
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX + 1];
+			ssize_t n = readlinkat(sdir, name, target, PATH_MAX);
+
+			if (n < 0)
+				goto fail;
+			target[n] = '\0';
+			if (symlinkat(target, ddir, name) < 0)
+				goto fail;
+		} else if (mknodat(ddir, name, st.st_mode, st.st_rdev) < 0) {
+			goto fail;
+		}
+		if (ret == 0) {
+			int so = openat(sdir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			int dob = openat(ddir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+			ret = so < 0 || dob < 0 ? -errno : copy_attrs(so, dob, &st);
+			if (so >= 0)
+				close(so);
+			if (dob >= 0)
+				close(dob);
+		}
+		goto next;
+fail:
+		ret = -errno;
+next:
+		if (s >= 0)
+			close(s);
+		if (d >= 0)
+			close(d);
+	}
+	closedir(dp);
+	return ret;
+}
+
+/* A file with hard links outside the home cannot move with it: a link
+ * cannot span two datastores. */
+static int check_links(struct reloc *r)
+{
+	for (size_t i = 0; i < FILE_BUCKETS; i++) {
+		for (struct rfile *f = r->files[i]; f != NULL; f = f->next) {
+			if (f->links < f->nlink) {
+				reloc_fail(r, "inode %llu of %s has %u hard links outside the home; "
+					   "a link cannot span two datastores",
+					   (unsigned long long)f->ino, r->home,
+					   (unsigned)(f->nlink - f->links));
+				return -EMLINK;
+			}
+		}
+	}
+	return 0;
+}
+
+static int prepare(struct reloc *r)
+{
+	struct stat st;
+	char path[2 * PATH_MAX];
+	int ret, so = -1, dob = -1;
+
+	if (mkdirat(r->dst_ds_fd, r->home, 0700) < 0)
+		return -errno;
+	r->dst_home_fd = openat(r->dst_ds_fd, r->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (r->dst_home_fd < 0)
+		return -errno;
+	ret = build_tree(r, r->src_home_fd, r->dst_home_fd);
+	if (ret < 0)
+		return ret;
+	ret = check_links(r);
+	if (ret < 0)
+		return ret;
+	if (fstat(r->src_home_fd, &st) < 0)
+		return -errno;
+	so = openat(r->src_home_fd, ".", O_PATH | O_CLOEXEC);
+	dob = openat(r->dst_home_fd, ".", O_PATH | O_CLOEXEC);
+	ret = so < 0 || dob < 0 ? -errno : copy_attrs(so, dob, &st);
+	if (so >= 0)
+		close(so);
+	if (dob >= 0)
+		close(dob);
+	snprintf(path, sizeof(path), "%s/%s", r->dst_ds, r->home);
+	log_info("relocation %llu: %zu files of %s prepared in %s",
+		 (unsigned long long)r->id, r->nfiles, r->home, path);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- copy */
+
+static void pace_copy(struct reloc *r, size_t n)
+{
+	uint64_t now, wait;
+
+	if (r->opts.rate_bps == 0)
+		return;
+	pthread_mutex_lock(&r->pace_lock);
+	now = now_ns();
+	if (r->copy_next_ns < now)
+		r->copy_next_ns = now;
+	wait = r->copy_next_ns - now;
+	r->copy_next_ns += (uint64_t)n * 1000000000ull / r->opts.rate_bps;
+	pthread_mutex_unlock(&r->pace_lock);
+	if (wait > 0)
+		sleep_ns(wait);
+}
+
+static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t end, char *buf)
+{
+	bool offload = true;
+
+	while (pos < end) {
+		size_t n = end - pos < COPY_CHUNK ? (size_t)(end - pos) : COPY_CHUNK;
+		ssize_t done = -1;
+
+		if (reloc_stopping(r))
+			return -ECANCELED;
+		pace_copy(r, n);
+		if (offload) {
+			loff_t in = (loff_t)pos, out = (loff_t)pos;
+
+			done = copy_file_range(f->b_fd, &in, f->d_fd, &out, n, 0);
+			if (done <= 0)
+				offload = false;	/* cross-fs or unsupported: copy by hand */
+		}
+		if (done <= 0) {
+			int ret = pread_full(f->b_fd, buf, n, (off_t)pos);
+
+			if (ret == 0)
+				ret = pwrite_full(f->d_fd, buf, n, (off_t)pos);
+			if (ret < 0)
+				return ret;
+			done = (ssize_t)n;
+		}
+		pos += (uint64_t)done;
+		__atomic_add_fetch(&r->bytes_copied, (uint64_t)done, __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+/* Copies B's data extents to D; holes stay holes. */
+static int copy_file(struct reloc *r, struct rfile *f, char *buf)
+{
+	uint64_t off = 0, end = f->b_size;
+	int ret = 0;
+
+	while (off < end) {
+		off_t data = lseek(f->b_fd, (off_t)off, SEEK_DATA), hole;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;
+		hole = lseek(f->b_fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		if ((uint64_t)hole > end)
+			hole = (off_t)end;
+		ret = copy_range(r, f, (uint64_t)data, (uint64_t)hole, buf);
+		if (ret < 0)
+			return ret;
+		off = (uint64_t)hole;
+	}
+	/* Flush as the copy goes, so the cutover flushes only the last round. */
+	if (fdatasync(f->d_fd) < 0)
+		return -errno;
+	return 0;
+}
+
+struct copy_job {
+	struct reloc *r;
+	struct rfile **files;
+	size_t n;
+	size_t next;		/* atomic */
+};
+
+static void *copy_worker(void *arg)
+{
+	struct copy_job *job = arg;
+	char *buf = malloc(COPY_CHUNK);
+
+	if (buf == NULL) {
+		reloc_fail(job->r, "copy: out of memory");
+		return NULL;
+	}
+	for (;;) {
+		size_t i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+		int ret;
+
+		if (i >= job->n)
+			break;
+		ret = copy_file(job->r, job->files[i], buf);
+		if (ret == -ECANCELED)
+			break;
+		if (ret < 0) {
+			reloc_fail(job->r, "copy to %s failed: %s", job->r->dst_ds, strerror(-ret));
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static int copy_all(struct reloc *r)
+{
+	struct copy_job job = { .r = r };
+	pthread_t tids[16];
+	unsigned nt = r->opts.copy_threads, started = 0;
+	int ret = 0;
+
+	job.files = files_snapshot(r, &job.n);
+	if (job.files == NULL)
+		return -ENOMEM;
+	if (nt == 0)
+		nt = 1;
+	if (nt > 16)
+		nt = 16;
+	if (nt > job.n)
+		nt = job.n ? (unsigned)job.n : 1;
+	r->copy_started_ns = now_ns();
+	for (unsigned i = 0; i < nt; i++)
+		if (pthread_create(&tids[i], NULL, copy_worker, &job) == 0)
+			started++;
+	if (started == 0)
+		copy_worker(&job);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	free(job.files);
+	if (reloc_stopping(r))
+		ret = -ECANCELED;
+	/* Sparse or shrunk files: what was planned is now done. */
+	__atomic_store_n(&r->bytes_copied, __atomic_load_n(&r->bytes_total, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
+	return ret;
+}
+
+/* --------------------------------------------------------------- apply */
+
+struct pending {
+	uint64_t block;
+	uint64_t off;
+	uint32_t gen;
+	uint32_t where;
+};
+
+struct collect {
+	struct pending *v;
+	size_t n, cap;
+	uint32_t gen;		/* 0: every journal generation */
+	bool dest_too;		/* rollback: DEST blocks go back to B as well */
+	int err;
+};
+
+static int collect_fn(struct extmap_ent *e, void *arg)
+{
+	struct collect *c = arg;
+
+	if (e->where == EXTMAP_JOURNAL && c->gen != 0 && e->gen != c->gen)
+		return 0;
+	if (e->where == EXTMAP_DEST && !c->dest_too)
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 256;
+		struct pending *v = realloc(c->v, cap * sizeof(*v));
+
+		if (v == NULL) {
+			c->err = -ENOMEM;
+			return 1;
+		}
+		c->v = v;
+		c->cap = cap;
+	}
+	c->v[c->n++] = (struct pending){ e->block, e->off, e->gen, e->where };
+	return 0;
+}
+
+static int pending_cmp(const void *a, const void *b)
+{
+	const struct pending *x = a, *y = b;
+
+	return x->block < y->block ? -1 : x->block > y->block;
+}
+
+/* Writes the collected blocks into fd: journal data, D data (rollback) or
+ * holes; consecutive blocks are moved together. */
+static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct collect *c, char *buf)
+{
+	for (size_t i = 0; i < c->n;) {
+		const struct pending *p = &c->v[i];
+		size_t k = 1;
+		int ret = 0;
+
+		while (i + k < c->n && k * BS < APPLY_CHUNK &&
+		       c->v[i + k].block == p->block + k && c->v[i + k].where == p->where &&
+		       (p->where != EXTMAP_JOURNAL ||
+			(c->v[i + k].gen == p->gen && c->v[i + k].off == p->off + k * BS)))
+			k++;
+		if (p->where == EXTMAP_ZERO) {
+			if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      (off_t)(p->block * BS), (off_t)(k * BS)) < 0) {
+				memset(buf, 0, k * BS);
+				ret = pwrite_full(fd, buf, k * BS, (off_t)(p->block * BS));
+			}
+		} else {
+			if (p->where == EXTMAP_JOURNAL) {
+				struct journal_loc loc = { p->gen, p->off };
+
+				ret = journal_read(r->j, &loc, buf, k * BS);
+			} else {
+				ret = pread_full(f->d_fd, buf, k * BS, (off_t)(p->block * BS));
+			}
+			if (ret == 0)
+				ret = pwrite_full(fd, buf, k * BS, (off_t)(p->block * BS));
+		}
+		if (ret < 0)
+			return ret;
+		i += k;
+	}
+	return 0;
+}
+
+/* Applies f's journal records of generation gen (0: all) to D and points
+ * the index at D for them. Returns the bytes applied or -errno. */
+static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *buf)
+{
+	struct collect c = { .gen = gen };
+	ssize_t ret = 0;
+
+	pthread_rwlock_wrlock(&f->lock);
+	if (f->d_limit > f->b_limit) {
+		if (ftruncate(f->d_fd, (off_t)f->b_limit) < 0) {
+			ret = -errno;
+			pthread_rwlock_unlock(&f->lock);
+			goto out;
+		}
+		f->d_limit = f->b_limit;
+	}
+	extmap_each(&f->map, collect_fn, &c);
+	pthread_rwlock_unlock(&f->lock);
+	if (c.err < 0) {
+		ret = c.err;
+		goto out;
+	}
+	qsort(c.v, c.n, sizeof(*c.v), pending_cmp);
+	ret = write_pending(r, f, f->d_fd, &c, buf);
+	if (ret < 0)
+		goto out;
+	pthread_rwlock_wrlock(&f->lock);
+	for (size_t i = 0; i < c.n; i++) {
+		const struct extmap_ent *e = extmap_get(&f->map, c.v[i].block);
+
+		/* Rewritten or cut meanwhile: a later round has it. */
+		if (e != NULL && e->where == c.v[i].where && e->gen == c.v[i].gen &&
+		    e->off == c.v[i].off)
+			extmap_set(&f->map, c.v[i].block, EXTMAP_DEST, 0, 0);
+	}
+	if (ftruncate(f->d_fd, (off_t)f->size) < 0)
+		ret = -errno;
+	pthread_rwlock_unlock(&f->lock);
+	if (ret == 0)
+		ret = (ssize_t)(c.n * BS);
+out:
+	free(c.v);
+	return ret;
+}
+
+/* Applies one generation (0: all) to every file and flushes what changed. */
+static int apply_all(struct reloc *r, uint32_t gen, uint64_t *applied)
+{
+	size_t n;
+	struct rfile **files = files_snapshot(r, &n);
+	char *buf = malloc(APPLY_CHUNK);
+	int ret = 0;
+
+	*applied = 0;
+	if (files == NULL || buf == NULL) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ssize_t a = apply_dest(r, files[i], gen, buf);
+
+		if (a < 0) {
+			ret = (int)a;
+			goto out;
+		}
+		if (a > 0 && fdatasync(files[i]->d_fd) < 0) {
+			ret = -errno;
+			goto out;
+		}
+		*applied += (uint64_t)a;
+	}
+out:
+	free(buf);
+	free(files);
+	return ret;
+}
+
+/* Writes the current view of every file back into B (rollback). */
+static int restore_source(struct reloc *r)
+{
+	size_t n;
+	struct rfile **files = files_snapshot(r, &n);
+	char *buf = malloc(APPLY_CHUNK);
+	int ret = 0;
+
+	if (files == NULL || buf == NULL) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct rfile *f = files[i];
+		struct collect c = { .gen = 0, .dest_too = true };
+		char proc[64];
+		int w;
+
+		if (f->map.count == 0 && f->size == f->b_size && !f->mtime_dirty)
+			continue;
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->b_fd);
+		w = open(proc, O_WRONLY | O_CLOEXEC);
+		if (w < 0) {
+			ret = -errno;
+			break;
+		}
+		if (f->b_limit < f->b_size && ftruncate(w, (off_t)f->b_limit) < 0)
+			ret = -errno;
+		if (ret == 0) {
+			extmap_each(&f->map, collect_fn, &c);
+			ret = c.err;
+		}
+		if (ret == 0) {
+			qsort(c.v, c.n, sizeof(*c.v), pending_cmp);
+			ret = write_pending(r, f, w, &c, buf);
+		}
+		if (ret == 0 && ftruncate(w, (off_t)f->size) < 0)
+			ret = -errno;
+		if (ret == 0 && f->mtime_dirty) {
+			struct timespec tv[2] = { { 0, UTIME_OMIT }, f->mtime };
+
+			futimens(w, tv);
+		}
+		if (ret == 0 && fdatasync(w) < 0)
+			ret = -errno;
+		close(w);
+		free(c.v);
+	}
+out:
+	free(buf);
+	free(files);
+	return ret;
+}
+
+/* Copies times of the whole source tree onto the destination; regular
+ * files take the mtime of their last journaled change. */
+static int sync_times(struct reloc *r, int sdir, int ddir)
+{
+	int ret = 0, sfd = openat(sdir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dp;
+
+	if (sfd < 0)
+		return -errno;
+	dp = fdopendir(sfd);
+	if (dp == NULL) {
+		close(sfd);
+		return -errno;
+	}
+	for (struct dirent *de; ret == 0 && (de = readdir(dp)) != NULL;) {
+		struct stat st;
+		struct rfile *f;
+		int d;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(sdir, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			int s = openat(sdir, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			d = openat(ddir, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (s >= 0 && d >= 0)
+				ret = sync_times(r, s, d);
+			if (s >= 0)
+				close(s);
+			if (d >= 0)
+				close(d);
+			if (ret < 0)
+				break;
+		}
+		d = openat(ddir, de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (d < 0)
+			continue;
+		f = S_ISREG(st.st_mode) ? reloc_file_find(r, st.st_dev, st.st_ino) : NULL;
+		ret = set_times(d, &st, f != NULL && f->mtime_dirty ? &f->mtime : NULL);
+		close(d);
+	}
+	closedir(dp);
+	return ret;
+}
+
+/* ------------------------------------------------------------ phases */
+
+/* Bytes the final apply may hold to stay within the pause budget. */
+static uint64_t budget_bytes(struct reloc *r)
+{
+	uint64_t bps = __atomic_load_n(&r->apply_bps, __ATOMIC_RELAXED);
+
+	/* Half the budget for applying; the rest is the flip and the flush. */
+	return bps / 1000 * r->opts.pause_budget_ms / 2;
+}
+
+static int converge(struct reloc *r)
+{
+	uint64_t prev = UINT64_MAX;
+	unsigned stalls = 0;
+	int ret;
+
+	for (;;) {
+		uint64_t active = journal_active_bytes(r->j), applied, t0, dt;
+		uint32_t sealed;
+
+		if (reloc_stopping(r))
+			return -ECANCELED;
+		if (active <= budget_bytes(r))
+			return 0;
+		/* Rounds that stop shrinking mean writers outrun the apply:
+		 * slow them to half of what a round applies, then less. */
+		if (active >= prev && ++stalls >= 2) {
+			uint64_t cur = __atomic_load_n(&r->throttle_bps, __ATOMIC_RELAXED);
+			uint64_t next = cur ? cur / 2 : __atomic_load_n(&r->apply_bps, __ATOMIC_RELAXED) / 2;
+
+			if (next < (1u << 20))
+				next = 1u << 20;
+			__atomic_store_n(&r->throttle_bps, next, __ATOMIC_RELAXED);
+			log_notice("relocation %llu: writers outrun the rounds, throttling them to %llu MiB/s",
+				   (unsigned long long)r->id, (unsigned long long)(next >> 20));
+			stalls = 0;
+		}
+		prev = active;
+		ret = journal_seal(r->j, &sealed);
+		if (ret < 0)
+			return ret;
+		t0 = now_ns();
+		ret = apply_all(r, sealed, &applied);
+		if (ret < 0)
+			return ret;
+		dt = now_ns() - t0;
+		if (applied >= (1u << 20) && dt > 0)
+			__atomic_store_n(&r->apply_bps, applied * 1000000000ull / dt, __ATOMIC_RELAXED);
+		ret = journal_drop(r->j, sealed);
+		if (ret < 0)
+			return ret;
+		pthread_mutex_lock(&r->lock);
+		r->rounds++;
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
+/* In the pause: the last generation onto D, D durable, times, the flip. */
+static int cutover(struct reloc *r)
+{
+	uint64_t t0, applied;
+	int ret;
+
+	r->host->quiesce(r->host_home);
+	t0 = now_ns();
+	ret = apply_all(r, 0, &applied);
+	if (ret == 0)
+		ret = sync_times(r, r->src_home_fd, r->dst_home_fd);
+	if (ret == 0) {
+		struct stat st;
+		int d = openat(r->dst_home_fd, ".", O_PATH | O_CLOEXEC);
+
+		if (d >= 0 && fstat(r->src_home_fd, &st) == 0)
+			set_times(d, &st, NULL);
+		if (d >= 0)
+			close(d);
+		if (fsync(r->dst_home_fd) < 0)
+			ret = -errno;
+	}
+	if (ret == 0)
+		ret = r->host->flip(r->host_home, r);
+	pthread_mutex_lock(&r->lock);
+	r->pause_ms = (double)(now_ns() - t0) / 1e6;
+	pthread_mutex_unlock(&r->lock);
+	__atomic_store_n(&r->throttle_bps, 0, __ATOMIC_RELAXED);
+	r->host->resume(r->host_home);
+	if (ret == 0)
+		log_notice("relocation %llu of %s: cut over to %s, pause %.3f ms",
+			   (unsigned long long)r->id, r->home, r->dst_ds, r->pause_ms);
+	return ret;
+}
+
+/* Deletes the journal's generations, the state file and their directory. */
+static void remove_state(struct reloc *r)
+{
+	journal_close(r->j);
+	r->j = NULL;
+	if (r->rdir_fd >= 0) {
+		int fd = openat(r->rdir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+
+		if (dp != NULL) {
+			for (struct dirent *de; (de = readdir(dp)) != NULL;)
+				if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+					unlinkat(r->rdir_fd, de->d_name, 0);
+			closedir(dp);
+		} else if (fd >= 0) {
+			close(fd);
+		}
+		close(r->rdir_fd);
+		r->rdir_fd = -1;
+	}
+	unlinkat(r->state_dirfd, r->rdir_name, AT_REMOVEDIR);
+	fsync(r->state_dirfd);
+}
+
+static void rollback(struct reloc *r, bool requested)
+{
+	int ret;
+
+	r->host->quiesce(r->host_home);
+	ret = restore_source(r);
+	if (ret == 0)
+		r->host->detach(r->host_home, r);
+	r->host->resume(r->host_home);
+	if (ret < 0) {
+		/* The source cannot take the data back: stay attached, so the
+		 * journal keeps serving it, and keep every file. */
+		pthread_mutex_lock(&r->lock);
+		snprintf(r->error + strlen(r->error), sizeof(r->error) - strlen(r->error),
+			 "%srollback to the source failed: %s; the journal is kept in %s",
+			 r->error[0] ? "; " : "", strerror(-ret), r->rdir_name);
+		pthread_mutex_unlock(&r->lock);
+		log_error("relocation %llu of %s: %s", (unsigned long long)r->id, r->home, r->error);
+		reloc_set_phase(r, RELOC_FAILED);
+		return;
+	}
+	if (r->dst_home_fd >= 0 && remove_tree(r->dst_ds_fd, r->home) < 0)
+		log_warning("relocation %llu: could not remove %s/%s", (unsigned long long)r->id,
+			    r->dst_ds, r->home);
+	reloc_set_phase(r, requested ? RELOC_ABORTED : RELOC_FAILED);
+	remove_state(r);
+}
+
+static void *reloc_thread(void *arg)
+{
+	struct reloc *r = arg;
+	bool attached = false;
+	int ret;
+
+	r->host->quiesce(r->host_home);
+	ret = prepare(r);
+	if (ret == 0) {
+		r->host->attach(r->host_home, r);
+		attached = true;
+	}
+	r->host->resume(r->host_home);
+	if (ret < 0) {
+		reloc_fail(r, "prepare on %s failed: %s", r->dst_ds, strerror(-ret));
+		goto out_rollback;
+	}
+	reloc_set_phase(r, RELOC_COPY);
+	ret = copy_all(r);
+	if (ret < 0)
+		goto out_rollback;
+	reloc_set_phase(r, RELOC_CONVERGE);
+	for (;;) {
+		ret = converge(r);
+		if (ret < 0) {
+			if (ret != -ECANCELED)
+				reloc_fail(r, "apply to %s failed: %s", r->dst_ds, strerror(-ret));
+			goto out_rollback;
+		}
+		pthread_mutex_lock(&r->lock);
+		if (r->opts.manual_cutover && !r->cutover_req) {
+			if (r->phase != RELOC_READY) {
+				pthread_mutex_unlock(&r->lock);
+				reloc_set_phase(r, RELOC_READY);
+				pthread_mutex_lock(&r->lock);
+			}
+			/* Keep converging while waiting, so the journal stays small. */
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (!r->abort_req && !r->cutover_req && !r->failed)
+				pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+			pthread_mutex_unlock(&r->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&r->lock);
+		break;
+	}
+	reloc_set_phase(r, RELOC_CUTOVER);
+	ret = cutover(r);
+	if (ret < 0) {
+		reloc_fail(r, "cutover failed: %s", strerror(-ret));
+		goto out_rollback;
+	}
+	reloc_set_phase(r, RELOC_CLEANUP);
+	remove_state(r);
+	if (!r->opts.keep_source) {
+		char name[NAME_MAX + 1];
+		int src_ds = open(r->src_ds, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		snprintf(name, sizeof(name), "%s", r->home);
+		if (src_ds < 0 || remove_tree(src_ds, name) < 0)
+			log_warning("relocation %llu: could not remove the source copy %s",
+				    (unsigned long long)r->id, r->src_home);
+		if (src_ds >= 0) {
+			fsync(src_ds);
+			close(src_ds);
+		}
+	}
+	reloc_set_phase(r, RELOC_DONE);
+	goto out;
+out_rollback:
+	if (attached) {
+		rollback(r, !r->failed);
+	} else {
+		if (r->dst_home_fd >= 0)
+			remove_tree(r->dst_ds_fd, r->home);
+		reloc_set_phase(r, RELOC_FAILED);
+		remove_state(r);
+	}
+out:
+	r->host->finished(r->host_home, r);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ public API */
+
+int reloc_start(struct reloc **rp, const struct reloc_params *p)
+{
+	struct reloc *r = calloc(1, sizeof(*r));
+	int ret;
+
+	if (r == NULL)
+		return -ENOMEM;
+	r->id = p->id;
+	snprintf(r->home, sizeof(r->home), "%s", p->home);
+	snprintf(r->src_ds, sizeof(r->src_ds), "%s", p->src_ds);
+	snprintf(r->dst_ds, sizeof(r->dst_ds), "%s", p->dst_ds);
+	snprintf(r->src_home, sizeof(r->src_home), "%s/%s",
+		 strcmp(p->src_ds, "/") == 0 ? "" : p->src_ds, p->home);
+	snprintf(r->rdir_name, sizeof(r->rdir_name), "reloc-%llu", (unsigned long long)p->id);
+	r->opts = p->opts;
+	if (r->opts.pause_budget_ms == 0)
+		r->opts.pause_budget_ms = 1;
+	r->host = p->host;
+	r->host_home = p->host_home;
+	r->state_dirfd = p->state_dirfd;
+	r->src_home_fd = r->dst_ds_fd = r->dst_home_fd = r->rdir_fd = -1;
+	r->apply_bps = DEFAULT_APPLY_BPS;
+	r->started_ns = now_ns();
+	r->phase = RELOC_PREPARE;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	pthread_mutex_init(&r->files_lock, NULL);
+	pthread_mutex_init(&r->pace_lock, NULL);
+
+	r->src_home_fd = open(r->src_home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (r->src_home_fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	r->dst_ds_fd = open(r->dst_ds, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->dst_ds_fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (mkdirat(r->state_dirfd, r->rdir_name, 0700) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	r->rdir_fd = openat(r->state_dirfd, r->rdir_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->rdir_fd < 0) {
+		ret = -errno;
+		unlinkat(r->state_dirfd, r->rdir_name, AT_REMOVEDIR);
+		goto out;
+	}
+	ret = journal_open(&r->j, r->rdir_fd, 1);
+	if (ret < 0) {
+		remove_state(r);
+		goto out;
+	}
+	reloc_set_phase(r, RELOC_PREPARE);
+	ret = -pthread_create(&r->thread, NULL, reloc_thread, r);
+	if (ret < 0) {
+		remove_state(r);
+		goto out;
+	}
+	*rp = r;
+	r = NULL;
+out:
+	if (r != NULL)
+		reloc_free(r);
+	return ret;
+}
+
+int reloc_abort(struct reloc *r)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->phase >= RELOC_CUTOVER)
+		ret = -EINVAL;
+	else
+		r->abort_req = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int reloc_cutover(struct reloc *r)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (!r->opts.manual_cutover || r->phase >= RELOC_CUTOVER || r->abort_req)
+		ret = -EINVAL;
+	else
+		r->cutover_req = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+void reloc_get_status(struct reloc *r, struct reloc_status *st)
+{
+	uint64_t copied, total, elapsed;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&r->lock);
+	st->id = r->id;
+	snprintf(st->home, sizeof(st->home), "%s", r->home);
+	snprintf(st->from, sizeof(st->from), "%s", r->src_ds);
+	snprintf(st->to, sizeof(st->to), "%s", r->dst_ds);
+	st->phase = r->phase;
+	st->rounds = r->rounds;
+	st->pause_ms = r->pause_ms;
+	snprintf(st->error, sizeof(st->error), "%s", r->error);
+	if (r->j != NULL)
+		st->journal_bytes = journal_total_bytes(r->j);
+	elapsed = r->copy_started_ns ? now_ns() - r->copy_started_ns : 0;
+	pthread_mutex_unlock(&r->lock);
+	copied = __atomic_load_n(&r->bytes_copied, __ATOMIC_RELAXED);
+	total = __atomic_load_n(&r->bytes_total, __ATOMIC_RELAXED);
+	st->bytes_copied = copied;
+	st->bytes_total = total;
+	if (elapsed > 0 && st->phase == RELOC_COPY) {
+		st->rate_bps = (uint64_t)((double)copied * 1e9 / (double)elapsed);
+		if (st->rate_bps > 0 && total > copied)
+			st->eta_s = (total - copied) / st->rate_bps;
+	}
+}
+
+void reloc_free(struct reloc *r)
+{
+	if (r->thread)
+		pthread_join(r->thread, NULL);
+	for (size_t i = 0; i < FILE_BUCKETS; i++) {
+		struct rfile *f = r->files[i];
+
+		while (f != NULL) {
+			struct rfile *next = f->next;
+
+			rfile_free(f);
+			f = next;
+		}
+	}
+	journal_close(r->j);
+	if (r->rdir_fd >= 0)
+		close(r->rdir_fd);
+	if (r->src_home_fd >= 0)
+		close(r->src_home_fd);
+	if (r->dst_home_fd >= 0)
+		close(r->dst_home_fd);
+	if (r->dst_ds_fd >= 0)
+		close(r->dst_ds_fd);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->files_lock);
+	pthread_mutex_destroy(&r->pace_lock);
+	free(r);
+}
+
+/* ------------------------------------------------------------ namespace */
+
+int reloc_rel_path(struct reloc *r, int src_fd, char *buf, size_t len)
+{
+	char proc[64], path[PATH_MAX + 1];
+	size_t n = strlen(r->src_home);
+	ssize_t k;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", src_fd);
+	k = readlink(proc, path, PATH_MAX);
+	if (k < 0)
+		return -errno;
+	path[k] = '\0';
+	if (!fileutil_path_within(path, r->src_home))
+		return -ENOENT;
+	if (k >= 10 && strcmp(path + k - 10, " (deleted)") == 0)
+		return -ENOENT;
+	if (snprintf(buf, len, "%s", path[n] == '/' ? path + n + 1 : path + n) >= (int)len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int reloc_dest_open(struct reloc *r, const char *rel)
+{
+	return open_beneath(r->dst_home_fd, rel, O_PATH);
+}
+
+/* Destination directory (O_RDONLY) matching a source parent descriptor. */
+static int dest_parent(struct reloc *r, int parent_fd)
+{
+	char rel[PATH_MAX];
+	int ret = reloc_rel_path(r, parent_fd, rel, sizeof(rel));
+
+	if (ret < 0)
+		return ret;
+	return open_beneath(r->dst_home_fd, rel, O_RDONLY | O_DIRECTORY);
+}
+
+static int mirror_create(struct reloc *r, const struct reloc_ns *ns, int dp)
+{
+	struct stat st;
+	int so, d = -1, ret = 0;
+
+	so = openat(ns->parent_fd, ns->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (so < 0)
+		return -errno;
+	if (fstat(so, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		if (mkdirat(dp, ns->name, 0700) < 0)
+			ret = -errno;
+	} else if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX + 1];
+		ssize_t n = readlinkat(so, "", target, PATH_MAX);
+
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		target[n] = '\0';
+		if (symlinkat(target, dp, ns->name) < 0)
+			ret = -errno;
+	} else if (S_ISREG(st.st_mode)) {
+		char proc[64];
+		int b;
+
+		d = openat(dp, ns->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (d < 0) {
+			ret = -errno;
+			goto out;
+		}
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", so);
+		b = open(proc, O_RDONLY | O_CLOEXEC);
+		if (b < 0) {
+			ret = -errno;
+			goto out;
+		}
+		/* New files start empty on both sides; their data is journaled. */
+		if (st.st_size != 0 || rfile_add(r, &st, b, d) == NULL) {
+			if (st.st_size != 0)
+				close(b);
+			ret = -EIO;
+			goto out;
+		}
+		d = -1;
+	} else if (mknodat(dp, ns->name, st.st_mode, st.st_rdev) < 0) {
+		ret = -errno;
+	}
+	if (ret == 0) {
+		int dob = openat(dp, ns->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+		ret = dob < 0 ? -errno : copy_attrs(so, dob, &st);
+		if (dob >= 0)
+			close(dob);
+	}
+out:
+	if (d >= 0)
+		close(d);
+	close(so);
+	return ret;
+}
+
+void reloc_ns_mirror(struct reloc *r, const struct reloc_ns *ns)
+{
+	int dp = -1, dp2 = -1, ret = 0;
+
+	if (ns->op == RELOC_NS_ATTR) {
+		char rel[PATH_MAX];
+		struct stat st;
+		int d;
+
+		ret = reloc_rel_path(r, ns->obj_fd, rel, sizeof(rel));
+		if (ret == -ENOENT)
+			return;		/* unlinked: nothing of it left to mirror */
+		if (ret < 0)
+			goto out;
+		d = open_beneath(r->dst_home_fd, rel, O_PATH);
+		if (d < 0) {
+			ret = d;
+			goto out;
+		}
+		if (fstat(ns->obj_fd, &st) < 0)
+			ret = -errno;
+		if (ret == 0)
+			ret = copy_attrs(ns->obj_fd, d, &st);
+		close(d);
+		goto out;
+	}
+	dp = dest_parent(r, ns->parent_fd);
+	if (dp < 0) {
+		ret = dp;
+		goto out;
+	}
+	switch (ns->op) {
+	case RELOC_NS_CREATE:
+		ret = mirror_create(r, ns, dp);
+		break;
+	case RELOC_NS_LINK: {
+		struct stat st;
+		struct rfile *f;
+		char rel[PATH_MAX], proc[64];
+
+		if (fstat(ns->obj_fd, &st) < 0) {
+			ret = -errno;
+			break;
+		}
+		f = S_ISREG(st.st_mode) ? reloc_file_find(r, st.st_dev, st.st_ino) : NULL;
+		if (f != NULL) {
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->d_fd);
+		} else {
+			int d;
+
+			ret = reloc_rel_path(r, ns->obj_fd, rel, sizeof(rel));
+			if (ret < 0)
+				break;
+			d = open_beneath(r->dst_home_fd, rel, O_PATH);
+			if (d < 0) {
+				ret = d;
+				break;
+			}
+			dp2 = d;	/* closed below */
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", d);
+		}
+		if (linkat(AT_FDCWD, proc, dp, ns->name, AT_SYMLINK_FOLLOW) < 0)
+			ret = -errno;
+		break;
+	}
+	case RELOC_NS_UNLINK:
+		if (unlinkat(dp, ns->name, 0) < 0)
+			ret = -errno;
+		break;
+	case RELOC_NS_RMDIR:
+		if (unlinkat(dp, ns->name, AT_REMOVEDIR) < 0)
+			ret = -errno;
+		break;
+	case RELOC_NS_RENAME:
+		dp2 = dest_parent(r, ns->parent2_fd);
+		if (dp2 < 0) {
+			ret = dp2;
+			break;
+		}
+		if (renameat2(dp, ns->name, dp2, ns->name2, ns->flags) < 0)
+			ret = -errno;
+		break;
+	case RELOC_NS_ATTR:
+		break;
+	}
+out:
+	if (dp >= 0)
+		close(dp);
+	if (dp2 >= 0)
+		close(dp2);
+	if (ret < 0)
+		reloc_fail(r, "mirroring a namespace change to %s failed: %s", r->dst_ds, strerror(-ret));
+}
