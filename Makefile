@@ -12,6 +12,7 @@ OPT       ?= -O2 -g
 WARN      := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 CFLAGS    += -std=gnu11 $(OPT) $(WARN) -Iinclude -pthread \
              -DRELOCFS_VERSION=\"$(VERSION)\" -DFUSE_USE_VERSION=312 \
+             -DRELOCFS_SYSCONFDIR=\"$(SYSCONFDIR)\" \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS    += -pthread -lm $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

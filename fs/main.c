@@ -99,10 +99,8 @@ static void print_help(void)
 	       "    -o config=FILE         settings file (default %s,\n"
 	       "                           if it exists); see relocfs.conf(5)\n"
 	       "    -o state_dir=DIR       persistent state (default %s)\n"
-	       "    -o allow_other         let every user use the mount\n"
 	       "    -o default_permissions always on: the kernel checks modes\n"
 	       "\n", CONFIG_DEFAULT_PATH, CONFIG_DEFAULT_STATE_DIR);
-	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
 

@@ -148,6 +148,8 @@ static int apply_one(struct config *cfg, const struct setting *def,
 			return fail(err, errlen, file, s, "'%s' must be a string", def->name);
 		if (config_setting_get_string(s)[0] == '\0')
 			return fail(err, errlen, file, s, "'%s' must not be empty", def->name);
+		if (def->offset == OFF(state_dir) && config_setting_get_string(s)[0] != '/')
+			return fail(err, errlen, file, s, "'%s' must be an absolute path", def->name);
 		if (strlen(config_setting_get_string(s)) >= def->size)
 			return fail(err, errlen, file, s, "'%s' is too long", def->name);
 		snprintf(field, def->size, "%s", config_setting_get_string(s));

@@ -1066,8 +1066,8 @@ static int copy_all(struct reloc *r)
 		pthread_join(tids[i], NULL);
 	free(job.files);
 	if (reloc_stopping(r))
-		ret = -ECANCELED;
-	/* Sparse or shrunk files: what was planned is now done. */
+		return -ECANCELED;
+	/* Holes inside allocated extents: what was planned is now done. */
 	__atomic_store_n(&r->bytes_copied, __atomic_load_n(&r->bytes_total, __ATOMIC_RELAXED),
 			 __ATOMIC_RELAXED);
 	return ret;

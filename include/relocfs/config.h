@@ -9,7 +9,10 @@
 
 #include "relocfs/log.h"
 
-#define CONFIG_DEFAULT_PATH "/etc/relocfs/relocfs.conf"
+#ifndef RELOCFS_SYSCONFDIR
+#define RELOCFS_SYSCONFDIR "/etc"
+#endif
+#define CONFIG_DEFAULT_PATH RELOCFS_SYSCONFDIR "/relocfs/relocfs.conf"
 #define CONFIG_DEFAULT_STATE_DIR "/var/lib/relocfs"
 
 struct config_fuse {
