@@ -64,6 +64,7 @@ unit: $(UNIT) $(UNIT_SAN)
 # test and prints "N passed, N failed, N skipped".
 check: deps
 	$(MAKE) all unit
+	$(MAKE) lint
 	test/run-all
 
 deps:
@@ -91,10 +92,10 @@ uninstall:
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	    --inline-suppr -Iinclude $(shell pkg-config --cflags-only-I $(PKGS)) \
-	    -DRELOCFS_VERSION=\"$(VERSION)\" src fs
+	    -DRELOCFS_VERSION=\"$(VERSION)\" -DFUSE_USE_VERSION=312 src fs
 	clang-tidy --quiet -checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier' \
 	    --warnings-as-errors='*' src/*.c fs/*.c -- -std=gnu11 -Iinclude \
-	    -DRELOCFS_VERSION=\"$(VERSION)\" $(shell pkg-config --cflags $(PKGS))
+	    -DRELOCFS_VERSION=\"$(VERSION)\" -DFUSE_USE_VERSION=312 $(shell pkg-config --cflags $(PKGS))
 
 clean:
 	rm -rf $(B)

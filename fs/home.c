@@ -618,6 +618,25 @@ static void fmt_bytes(char *buf, size_t len, uint64_t b)
 		snprintf(buf, len, "%.1f KiB", (double)b / 1024.0);
 }
 
+/* Appends a copy of name; on failure frees everything and returns NULL. */
+static char **names_push(char **v, size_t *n, size_t *cap, const char *name)
+{
+	if (*n == *cap) {
+		char **p = realloc(v, *cap * 2 * sizeof(*v));
+
+		if (p == NULL) {
+			for (size_t i = 0; i < *n; i++)
+				free(v[i]);
+			free(v);
+			return NULL;
+		}
+		v = p;
+		*cap *= 2;
+	}
+	v[(*n)++] = strdup(name);
+	return v;
+}
+
 /* Names of the directories at the root of the mount, sorted. */
 static int list_homes(struct fs *fs, char ***names, size_t *n)
 {
@@ -639,12 +658,8 @@ static int list_homes(struct fs *fs, char ***names, size_t *n)
 		return -errno;
 	}
 	pthread_mutex_lock(&fs->homes_lock);
-	for (size_t i = 0; i < fs->placement.n; i++) {
-		if (k == cap)
-			v = realloc(v, (cap *= 2) * sizeof(*v));
-		if (v != NULL)
-			v[k++] = strdup(fs->placement.v[i].name);
-	}
+	for (size_t i = 0; v != NULL && i < fs->placement.n; i++)
+		v = names_push(v, &k, &cap, fs->placement.v[i].name);
 	pthread_mutex_unlock(&fs->homes_lock);
 	for (struct dirent *de; v != NULL && (de = readdir(dp)) != NULL;) {
 		if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -653,12 +668,8 @@ static int list_homes(struct fs *fs, char ***names, size_t *n)
 		bool placed = placement_get(&fs->placement, de->d_name) != NULL;
 
 		pthread_mutex_unlock(&fs->homes_lock);
-		if (placed)
-			continue;
-		if (k == cap)
-			v = realloc(v, (cap *= 2) * sizeof(*v));
-		if (v != NULL)
-			v[k++] = strdup(de->d_name);
+		if (!placed)
+			v = names_push(v, &k, &cap, de->d_name);
 	}
 	closedir(dp);
 	if (v == NULL)
@@ -691,7 +702,7 @@ int home_status(struct fs *fs, const char *only, bool json, FILE *out)
 	pthread_mutex_lock(&fs->homes_lock);
 	for (struct reloc_entry *e = fs->relocs; e != NULL; e = e->next)
 		ne++;
-	ents = calloc(ne + 1, sizeof(*ents));
+	ents = calloc(ne + 1, sizeof(struct reloc_entry *));
 	ne = 0;
 	for (struct reloc_entry *e = fs->relocs; ents != NULL && e != NULL; e = e->next)
 		ents[ne++] = e;	/* entries are freed only at unmount or trim, under a request */

@@ -37,7 +37,7 @@ int inode_table_init(struct inode_table *t, int root_fd)
 		ret = -errno;
 		goto out;
 	}
-	t->buckets = calloc(INODE_MIN_BUCKETS, sizeof(*t->buckets));
+	t->buckets = calloc(INODE_MIN_BUCKETS, sizeof(struct inode *));
 	if (t->buckets == NULL) {
 		ret = -ENOMEM;
 		goto out;
@@ -82,7 +82,7 @@ void inode_table_destroy(struct inode_table *t)
 static void inode_table_grow(struct inode_table *t)
 {
 	size_t n = t->nbuckets * 2;
-	struct inode **b = calloc(n, sizeof(*b));
+	struct inode **b = calloc(n, sizeof(struct inode *));
 
 	if (b == NULL)
 		return;
@@ -214,7 +214,7 @@ int inode_table_collect(struct inode_table *t, const struct home *home,
 	size_t k = 0;
 
 	pthread_mutex_lock(&t->lock);
-	v = malloc((t->count + 1) * sizeof(*v));
+	v = malloc((t->count + 1) * sizeof(struct inode *));
 	if (v == NULL) {
 		pthread_mutex_unlock(&t->lock);
 		return -ENOMEM;

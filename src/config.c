@@ -124,7 +124,11 @@ static int apply_one(struct config *cfg, const struct setting *def,
 		if (iv < (long long)def->min || iv > (long long)def->max)
 			return fail(err, errlen, file, s, "'%s' is out of range (%.0f..%.0f): %lld",
 				    def->name, def->min, def->max, iv);
-		*(int *)field = (int)iv;
+		{
+			int v = (int)iv;
+
+			memcpy(field, &v, sizeof(v));
+		}
 		return 0;
 	case T_FLOAT:
 		if (type == CONFIG_TYPE_FLOAT)
@@ -136,12 +140,16 @@ static int apply_one(struct config *cfg, const struct setting *def,
 		if (!(fv >= def->min && fv <= def->max))
 			return fail(err, errlen, file, s, "'%s' is out of range (%.0f..%.0f): %g",
 				    def->name, def->min, def->max, fv);
-		*(double *)field = fv;
+		memcpy(field, &fv, sizeof(fv));
 		return 0;
 	case T_BOOL:
 		if (type != CONFIG_TYPE_BOOL)
 			return fail(err, errlen, file, s, "'%s' must be a boolean (true or false)", def->name);
-		*(bool *)field = config_setting_get_bool(s) != 0;
+		{
+			bool v = config_setting_get_bool(s) != 0;
+
+			memcpy(field, &v, sizeof(v));
+		}
 		return 0;
 	case T_STRING:
 		if (type != CONFIG_TYPE_STRING)
@@ -159,7 +167,7 @@ static int apply_one(struct config *cfg, const struct setting *def,
 		    log_level_parse(config_setting_get_string(s), &lvl) < 0)
 			return fail(err, errlen, file, s,
 				    "'%s' must be one of error, warning, notice, info, debug", def->name);
-		*(enum log_level *)field = lvl;
+		memcpy(field, &lvl, sizeof(lvl));
 		return 0;
 	}
 	return fail(err, errlen, file, s, "'%s': internal error", def->name);

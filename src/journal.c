@@ -74,7 +74,7 @@ static void file_header(uint32_t gen, unsigned char hdr[JOURNAL_FILE_HDR])
 	uint32_t version = JOURNAL_VERSION;
 	uint64_t zero = 0, sum;
 
-	memcpy(hdr, JOURNAL_FILE_MAGIC, 8);
+	memcpy(hdr, JOURNAL_FILE_MAGIC, 8); /* NOLINT(bugprone-not-null-terminated-result): a fixed 8-byte field */
 	memcpy(hdr + 8, &version, 4);
 	memcpy(hdr + 12, &gen, 4);
 	memcpy(hdr + 16, &zero, 8);

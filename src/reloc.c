@@ -262,7 +262,7 @@ static struct rfile **files_snapshot(struct reloc *r, size_t *n)
 	size_t k = 0;
 
 	pthread_mutex_lock(&r->files_lock);
-	v = malloc((r->nfiles + 1) * sizeof(*v));
+	v = malloc((r->nfiles + 1) * sizeof(struct rfile *));
 	if (v != NULL)
 		for (size_t i = 0; i < FILE_BUCKETS; i++)
 			for (struct rfile *f = r->files[i]; f != NULL; f = f->next)
