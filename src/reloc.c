@@ -272,6 +272,26 @@ static struct rfile **files_snapshot(struct reloc *r, size_t *n)
 	return v;
 }
 
+/* The home no longer routes through the engine: close B and D, so that the
+ * space of a removed source is freed now, not when the history is. */
+static void files_release(struct reloc *r)
+{
+	pthread_mutex_lock(&r->files_lock);
+	for (size_t i = 0; i < FILE_BUCKETS; i++) {
+		struct rfile *f = r->files[i];
+
+		while (f != NULL) {
+			struct rfile *next = f->next;
+
+			rfile_free(f);
+			f = next;
+		}
+		r->files[i] = NULL;
+	}
+	r->nfiles = 0;
+	pthread_mutex_unlock(&r->files_lock);
+}
+
 int reloc_file_dest_fd(struct rfile *f)
 {
 	return f->d_fd;
@@ -422,6 +442,10 @@ static void throttle(struct reloc *r, size_t len)
 	wait = r->write_next_ns - now;
 	r->write_next_ns += (uint64_t)len * 1000000000ull / bps;
 	pthread_mutex_unlock(&r->pace_lock);
+	/* The writer holds its home's gate: keep each wait a fraction of the
+	 * pause budget so that a cutover never waits long for it. */
+	if (wait > (uint64_t)r->opts.pause_budget_ms * 250000ull)
+		wait = (uint64_t)r->opts.pause_budget_ms * 250000ull;
 	if (wait > 0)
 		sleep_ns(wait);
 }
@@ -1432,8 +1456,13 @@ static int cutover(struct reloc *r)
 /* Deletes the journal's generations, the state file and their directory. */
 static void remove_state(struct reloc *r)
 {
-	journal_close(r->j);
+	struct journal *j;
+
+	pthread_mutex_lock(&r->lock);
+	j = r->j;
 	r->j = NULL;
+	pthread_mutex_unlock(&r->lock);
+	journal_close(j);
 	if (r->rdir_fd >= 0) {
 		int fd = openat(r->rdir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
@@ -1567,6 +1596,11 @@ out_rollback:
 		remove_state(r);
 	}
 out:
+	pthread_mutex_lock(&r->lock);
+	attached = r->phase == RELOC_FAILED && r->j != NULL;	/* rollback failed */
+	pthread_mutex_unlock(&r->lock);
+	if (!attached)
+		files_release(r);
 	r->host->finished(r->host_home, r);
 	return NULL;
 }
@@ -1702,16 +1736,7 @@ void reloc_free(struct reloc *r)
 {
 	if (r->thread)
 		pthread_join(r->thread, NULL);
-	for (size_t i = 0; i < FILE_BUCKETS; i++) {
-		struct rfile *f = r->files[i];
-
-		while (f != NULL) {
-			struct rfile *next = f->next;
-
-			rfile_free(f);
-			f = next;
-		}
-	}
+	files_release(r);
 	journal_close(r->j);
 	if (r->rdir_fd >= 0)
 		close(r->rdir_fd);
