@@ -11,6 +11,11 @@ load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
 load '/usr/lib/bats/bats-file/load'
 
+# A hung FUSE daemon hangs every process that touches the mount: give each
+# test a time limit (bats then still runs teardown, which only unmounts
+# lazily and never touches the mount). Override from the environment.
+BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-300}
+
 RELOCFS=${RELOCFS:-$BATS_TEST_DIRNAME/../build/relocfs}
 if [[ $RELOCFS == */* && -e $RELOCFS ]]; then
 	RELOCFS=$(readlink -f -- "$RELOCFS")
