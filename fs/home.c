@@ -28,6 +28,7 @@
 #include "relocfs/fsops.h"
 #include "relocfs/home.h"
 #include "relocfs/log.h"
+#include "relocfs/recover.h"
 
 #define RELOC_ID_FILE "relocation-id"
 #define HISTORY_MAX 64
@@ -163,35 +164,6 @@ int home_removed(struct fs *fs, struct home *h)
 	return ret;
 }
 
-/* An unfinished relocation on disk means relocfs died during it: its
- * journal holds acknowledged writes that the source does not have. */
-static int check_unfinished(struct fs *fs)
-{
-	int fd = openat(fs->state_dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
-	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *de;
-
-	if (dp == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return -errno;
-	}
-	while ((de = readdir(dp)) != NULL) {
-		char path[PATH_MAX];
-
-		if (strncmp(de->d_name, "reloc-", 6) != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s", de->d_name);
-		log_error("an unfinished relocation was found in the state dir (%s): its journal "
-			  "holds writes the source does not have; refusing to mount. Keep the "
-			  "directory and mount with a relocfs that recovers relocations", path);
-		ret = -EUCLEAN;
-		break;
-	}
-	closedir(dp);
-	return ret;
-}
-
 static uint64_t load_next_id(struct fs *fs)
 {
 	char *data = NULL;
@@ -213,19 +185,23 @@ static uint64_t load_next_id(struct fs *fs)
 
 int homes_init(struct fs *fs)
 {
-	char err[256];
+	char err[PATH_MAX + 512];
 	int ret;
 
 	pthread_mutex_init(&fs->homes_lock, NULL);
 	placement_init(&fs->placement);
-	ret = check_unfinished(fs);
-	if (ret < 0)
-		return ret;
 	ret = placement_load(fs->state_dirfd, &fs->placement, err, sizeof(err));
 	if (ret < 0) {
 		log_error("placement file in the state dir: %s; refusing to mount rather than "
 			  "serve homes from the wrong datastore", err);
 		return ret;
+	}
+	/* A relocfs killed during a relocation left its journal: finish or
+	 * undo that relocation before serving anything. */
+	ret = recover_relocations(fs->state_dirfd, fs->source, &fs->placement, err, sizeof(err));
+	if (ret < 0) {
+		log_error("recovering a relocation in the state dir: %s; refusing to mount", err);
+		return -EUCLEAN;
 	}
 	for (size_t i = 0; i < fs->placement.n; i++)
 		log_info("home %s is on %s", fs->placement.v[i].name, fs->placement.v[i].datastore);

@@ -199,7 +199,7 @@ int placement_load(int dirfd, struct placement *p, char *err, size_t errlen)
 		snprintf(err, errlen, "checksum mismatch (damaged)");
 		goto out;
 	}
-	*sumline = '\0';
+	sumline[1] = '\0';	/* the body ends where the checksum line begins */
 	line = data + strlen(PLACEMENT_MAGIC);
 	while (*line) {
 		char *nl = strchr(line, '\n'), *tab, *name, *ds;

@@ -43,6 +43,7 @@
 #include "relocfs/journal.h"
 #include "relocfs/log.h"
 #include "relocfs/reloc.h"
+#include "relocfs/treeutil.h"
 
 #define BS EXTMAP_BLOCK
 #define FILE_BUCKETS 4096
@@ -169,7 +170,8 @@ static bool reloc_stopping(struct reloc *r)
 	return stop;
 }
 
-/* Persists the phase so that a restarted relocfs knows what was going on. */
+/* Persists the phase so that a restarted relocfs knows what was going on
+ * (src/recover.c reads it). */
 static void reloc_set_phase(struct reloc *r, enum reloc_phase phase)
 {
 	char buf[3 * PATH_MAX];
@@ -183,9 +185,9 @@ static void reloc_set_phase(struct reloc *r, enum reloc_phase phase)
 		 reloc_phase_name(phase));
 	if (r->rdir_fd < 0)
 		return;
-	n = snprintf(buf, sizeof(buf), "relocfs-relocation 1\nid %llu\nhome %s\nfrom %s\nto %s\nphase %s\n",
+	n = snprintf(buf, sizeof(buf), "relocfs-relocation 1\nid %llu\nhome %s\nfrom %s\nto %s\nphase %s\nkeep %d\n",
 		     (unsigned long long)r->id, r->home, r->src_ds, r->dst_ds,
-		     reloc_phase_name(phase));
+		     reloc_phase_name(phase), r->opts.keep_source ? 1 : 0);
 	if (n > 0 && (size_t)n < sizeof(buf) - 32) {
 		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "xxh3 %016llx\n",
 			      (unsigned long long)XXH3_64bits(buf, (size_t)n));
@@ -686,126 +688,6 @@ void reloc_file_times_set(struct reloc *r, struct rfile *f)
 
 /* ------------------------------------------------------------- metadata */
 
-/* Copies the extended attributes of src to dst (both O_PATH, not
- * symlinks). Attributes the destination cannot hold fail the copy. */
-static int copy_xattrs(int src, int dst)
-{
-	char sp[64], dp[64], *names = NULL, *val = NULL;
-	ssize_t n;
-	int ret = 0;
-
-	snprintf(sp, sizeof(sp), "/proc/self/fd/%d", src);
-	snprintf(dp, sizeof(dp), "/proc/self/fd/%d", dst);
-	n = listxattr(sp, NULL, 0);
-	if (n < 0)
-		return errno == ENOTSUP ? 0 : -errno;
-	names = malloc((size_t)n + 1);
-	val = malloc(65536);
-	if (names == NULL || val == NULL) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	n = n > 0 ? listxattr(sp, names, (size_t)n) : 0;
-	if (n < 0) {
-		ret = -errno;
-		goto out;
-	}
-	for (char *name = names; name < names + n; name += strlen(name) + 1) {
-		ssize_t v = getxattr(sp, name, val, 65536);
-
-		if (v < 0)
-			continue;	/* gone meanwhile */
-		if (setxattr(dp, name, val, (size_t)v, 0) < 0) {
-			ret = -errno;
-			goto out;
-		}
-	}
-	/* Names the destination has and the source no longer has. */
-	n = listxattr(dp, NULL, 0);
-	if (n > 0) {
-		char *dnames = malloc((size_t)n);
-
-		if (dnames != NULL && (n = listxattr(dp, dnames, (size_t)n)) > 0)
-			for (char *name = dnames; name < dnames + n; name += strlen(name) + 1)
-				if (getxattr(sp, name, NULL, 0) < 0 && errno == ENODATA)
-					removexattr(dp, name);
-		free(dnames);
-	}
-out:
-	free(names);
-	free(val);
-	return ret;
-}
-
-/* Owner, mode and xattrs of src (O_PATH) onto dst (O_PATH); times apart. */
-static int copy_attrs(int src, int dst, const struct stat *st)
-{
-	char dp[64];
-
-	if (fchownat(dst, "", st->st_uid, st->st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	if (S_ISLNK(st->st_mode))
-		return 0;
-	snprintf(dp, sizeof(dp), "/proc/self/fd/%d", dst);
-	if (chmod(dp, st->st_mode & 07777) < 0)
-		return -errno;
-	return copy_xattrs(src, dst);
-}
-
-static int set_times(int dst, const struct stat *st, const struct timespec *mtime)
-{
-	struct timespec tv[2] = { st->st_atim, mtime ? *mtime : st->st_mtim };
-
-	if (utimensat(dst, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	return 0;
-}
-
-static int open_beneath(int dirfd, const char *rel, int flags)
-{
-	struct open_how how;
-	long fd;
-
-	memset(&how, 0, sizeof(how));
-	how.flags = (uint64_t)flags | O_CLOEXEC | O_NOFOLLOW;
-	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-	fd = syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof(how));
-	return fd < 0 ? -errno : (int)fd;
-}
-
-/* Removes dirfd/name and everything below it, never following a link. */
-static int remove_tree(int dirfd, const char *name)
-{
-	struct stat st;
-	int fd, ret = 0;
-	DIR *dp;
-
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	dp = fdopendir(fd);
-	if (dp == NULL) {
-		close(fd);
-		return -errno;
-	}
-	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		int r2 = remove_tree(fd, de->d_name);
-
-		if (r2 < 0 && ret == 0)
-			ret = r2;
-	}
-	closedir(dp);
-	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && ret == 0)
-		ret = -errno;
-	return ret;
-}
-
 /* ------------------------------------------------------------- prepare */
 
 /* Builds the destination tree of one source directory: directories,
@@ -882,7 +764,7 @@ static int build_tree(struct reloc *r, int sdir, int ddir)
 			int so = openat(sdir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 			int dob = openat(ddir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
-			ret = so < 0 || dob < 0 ? -errno : copy_attrs(so, dob, &st);
+			ret = so < 0 || dob < 0 ? -errno : treeutil_copy_attrs(so, dob, &st);
 			if (so >= 0)
 				close(so);
 			if (dob >= 0)
@@ -940,7 +822,7 @@ static int prepare(struct reloc *r)
 		return -errno;
 	so = openat(r->src_home_fd, ".", O_PATH | O_CLOEXEC);
 	dob = openat(r->dst_home_fd, ".", O_PATH | O_CLOEXEC);
-	ret = so < 0 || dob < 0 ? -errno : copy_attrs(so, dob, &st);
+	ret = so < 0 || dob < 0 ? -errno : treeutil_copy_attrs(so, dob, &st);
 	if (so >= 0)
 		close(so);
 	if (dob >= 0)
@@ -1353,7 +1235,7 @@ static int sync_times(struct reloc *r, int sdir, int ddir)
 		if (d < 0)
 			continue;
 		f = S_ISREG(st.st_mode) ? reloc_file_find(r, st.st_dev, st.st_ino) : NULL;
-		ret = set_times(d, &st, f != NULL && f->mtime_dirty ? &f->mtime : NULL);
+		ret = treeutil_set_times(d, &st, f != NULL && f->mtime_dirty ? &f->mtime : NULL);
 		close(d);
 	}
 	closedir(dp);
@@ -1434,7 +1316,7 @@ static int cutover(struct reloc *r)
 		int d = openat(r->dst_home_fd, ".", O_PATH | O_CLOEXEC);
 
 		if (d >= 0 && fstat(r->src_home_fd, &st) == 0)
-			set_times(d, &st, NULL);
+			treeutil_set_times(d, &st, NULL);
 		if (d >= 0)
 			close(d);
 		if (fsync(r->dst_home_fd) < 0)
@@ -1498,12 +1380,14 @@ static void rollback(struct reloc *r, bool requested)
 		snprintf(r->error + strlen(r->error), sizeof(r->error) - strlen(r->error),
 			 "%srollback to the source failed: %s; the journal is kept in %s",
 			 r->error[0] ? "; " : "", strerror(-ret), r->rdir_name);
+		/* In memory only: the state file keeps the phase that tells a
+		 * restarted relocfs how to recover. */
+		r->phase = RELOC_FAILED;
 		pthread_mutex_unlock(&r->lock);
 		log_error("relocation %llu of %s: %s", (unsigned long long)r->id, r->home, r->error);
-		reloc_set_phase(r, RELOC_FAILED);
 		return;
 	}
-	if (r->dst_home_fd >= 0 && remove_tree(r->dst_ds_fd, r->home) < 0)
+	if (r->dst_home_fd >= 0 && treeutil_remove(r->dst_ds_fd, r->home) < 0)
 		log_warning("relocation %llu: could not remove %s/%s", (unsigned long long)r->id,
 			    r->dst_ds, r->home);
 	reloc_set_phase(r, requested ? RELOC_ABORTED : RELOC_FAILED);
@@ -1576,7 +1460,7 @@ static void *reloc_thread(void *arg)
 		int src_ds = open(r->src_ds, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 		snprintf(name, sizeof(name), "%s", r->home);
-		if (src_ds < 0 || remove_tree(src_ds, name) < 0)
+		if (src_ds < 0 || treeutil_remove(src_ds, name) < 0)
 			log_warning("relocation %llu: could not remove the source copy %s",
 				    (unsigned long long)r->id, r->src_home);
 		if (src_ds >= 0) {
@@ -1591,7 +1475,7 @@ out_rollback:
 		rollback(r, !r->failed);
 	} else {
 		if (r->dst_home_fd >= 0)
-			remove_tree(r->dst_ds_fd, r->home);
+			treeutil_remove(r->dst_ds_fd, r->home);
 		reloc_set_phase(r, RELOC_FAILED);
 		remove_state(r);
 	}
@@ -1777,7 +1661,7 @@ int reloc_rel_path(struct reloc *r, int src_fd, char *buf, size_t len)
 
 int reloc_dest_open(struct reloc *r, const char *rel)
 {
-	return open_beneath(r->dst_home_fd, rel, O_PATH);
+	return treeutil_open_beneath(r->dst_home_fd, rel, O_PATH);
 }
 
 /* Destination directory (O_RDONLY) matching a source parent descriptor. */
@@ -1788,7 +1672,7 @@ static int dest_parent(struct reloc *r, int parent_fd)
 
 	if (ret < 0)
 		return ret;
-	return open_beneath(r->dst_home_fd, rel, O_RDONLY | O_DIRECTORY);
+	return treeutil_open_beneath(r->dst_home_fd, rel, O_RDONLY | O_DIRECTORY);
 }
 
 static int mirror_create(struct reloc *r, const struct reloc_ns *ns, int dp)
@@ -1846,7 +1730,7 @@ static int mirror_create(struct reloc *r, const struct reloc_ns *ns, int dp)
 	if (ret == 0) {
 		int dob = openat(dp, ns->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
-		ret = dob < 0 ? -errno : copy_attrs(so, dob, &st);
+		ret = dob < 0 ? -errno : treeutil_copy_attrs(so, dob, &st);
 		if (dob >= 0)
 			close(dob);
 	}
@@ -1871,7 +1755,7 @@ void reloc_ns_mirror(struct reloc *r, const struct reloc_ns *ns)
 			return;		/* unlinked: nothing of it left to mirror */
 		if (ret < 0)
 			goto out;
-		d = open_beneath(r->dst_home_fd, rel, O_PATH);
+		d = treeutil_open_beneath(r->dst_home_fd, rel, O_PATH);
 		if (d < 0) {
 			ret = d;
 			goto out;
@@ -1879,7 +1763,7 @@ void reloc_ns_mirror(struct reloc *r, const struct reloc_ns *ns)
 		if (fstat(ns->obj_fd, &st) < 0)
 			ret = -errno;
 		if (ret == 0)
-			ret = copy_attrs(ns->obj_fd, d, &st);
+			ret = treeutil_copy_attrs(ns->obj_fd, d, &st);
 		close(d);
 		goto out;
 	}
@@ -1910,7 +1794,7 @@ void reloc_ns_mirror(struct reloc *r, const struct reloc_ns *ns)
 			ret = reloc_rel_path(r, ns->obj_fd, rel, sizeof(rel));
 			if (ret < 0)
 				break;
-			d = open_beneath(r->dst_home_fd, rel, O_PATH);
+			d = treeutil_open_beneath(r->dst_home_fd, rel, O_PATH);
 			if (d < 0) {
 				ret = d;
 				break;

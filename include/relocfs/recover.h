@@ -1,0 +1,17 @@
+/* recover: finishing or undoing, at mount, the relocations that a killed
+ * relocfs left unfinished in its state dir. */
+#ifndef RELOCFS_RECOVER_H
+#define RELOCFS_RECOVER_H
+
+#include <stddef.h>
+
+#include "relocfs/placement.h"
+
+/* Recovers every "reloc-N" directory of state_dirfd. The placement table is
+ * updated (and saved) for relocations that are finished. On a damaged state
+ * file or journal, or trees that do not match, returns a negative errno with
+ * one line in err naming the file, and changes nothing more. */
+int recover_relocations(int state_dirfd, const char *source, struct placement *pl,
+			char *err, size_t errlen);
+
+#endif

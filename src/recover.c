@@ -1,0 +1,595 @@
+/* recover: owns crash recovery of relocations.
+ *
+ * A relocation's state dir "reloc-N" holds its state file (phase, home,
+ * datastores; written atomically at every phase change) and its journal
+ * generations. What recovery does depends only on the phase and on the
+ * placement, so it is deterministic, and running it again after a crash in
+ * the middle of it gives the same result:
+ *
+ * - placement names the destination: the flip was committed, after the
+ *   destination was complete and flushed. Finish: remove the source copy
+ *   (unless keep), drop the journal.
+ * - phase prepare or copy: no generation was ever dropped, so the source
+ *   plus every journal record, replayed in order, is the current state. Roll
+ *   back: replay onto the source, remove the destination copy.
+ * - phase failed or aborted: the rollback had completed. Remove what is left.
+ * - phase converge, ready or cutover: generations were applied to the
+ *   destination and dropped, so only the destination plus the remaining
+ *   records is current. Roll forward: check that the destination tree has
+ *   the source tree's names and types (a crash between a namespace change
+ *   and its mirror would show here; then refuse rather than guess), replay
+ *   the remaining records onto the destination, copy attributes and times
+ *   from the source, flush, commit the placement, remove the source copy.
+ *
+ * Records name files by the source inode number; the map from inode to path
+ * comes from a walk of the source home, which holds the namespace. Records
+ * of files no longer linked there are dropped: nobody can reach their data. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "relocfs/fileutil.h"
+#include "relocfs/journal.h"
+#include "relocfs/log.h"
+#include "relocfs/recover.h"
+#include "relocfs/treeutil.h"
+
+#define STATE_MAX 16384
+
+struct rstate {
+	char home[NAME_MAX + 1];
+	char from[PATH_MAX];
+	char to[PATH_MAX];
+	char phase[32];
+	int keep;
+};
+
+struct target {
+	ino_t ino;
+	char *rel;
+	int fd;			/* opened on first use */
+};
+
+struct replay {
+	struct target *v;
+	size_t n, cap;
+	int root_fd;		/* the home on the datastore replayed onto */
+	long records;
+	int err;
+	char *errmsg;
+	size_t errlen;
+};
+
+/* Copies a value that must fit; false when it does not. */
+static bool field(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= size)
+		return false;
+	memcpy(dst, src, n + 1);
+	return true;
+}
+
+static int parse_state(const char *data, size_t len, struct rstate *st)
+{
+	const char *sum = NULL;
+	unsigned long long want;
+	char line[PATH_MAX + 16];
+	const char *p = data;
+	int seen = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (len == 0 || data[len - 1] != '\n')
+		return -EBADMSG;
+	for (const char *q = data; q < data + len - 1; q++)
+		if (*q == '\n')
+			sum = q + 1;
+	if (sum == NULL || sscanf(sum, "xxh3 %16llx\n", &want) != 1 ||
+	    XXH3_64bits(data, (size_t)(sum - data)) != want)
+		return -EBADMSG;
+	if (strncmp(data, "relocfs-relocation 1\n", 21) != 0)
+		return -EPROTO;
+	p += 21;
+	while (p < sum) {
+		const char *nl = memchr(p, '\n', (size_t)(sum - p));
+		size_t n = (size_t)(nl - p);
+
+		if (nl == NULL || n >= sizeof(line))
+			return -EBADMSG;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		p = nl + 1;
+		if (strncmp(line, "home ", 5) == 0)
+			seen |= field(st->home, sizeof(st->home), line + 5) ? 1 : 0;
+		else if (strncmp(line, "from ", 5) == 0)
+			seen |= field(st->from, sizeof(st->from), line + 5) ? 2 : 0;
+		else if (strncmp(line, "to ", 3) == 0)
+			seen |= field(st->to, sizeof(st->to), line + 3) ? 4 : 0;
+		else if (strncmp(line, "phase ", 6) == 0)
+			seen |= field(st->phase, sizeof(st->phase), line + 6) ? 8 : 0;
+		else if (strncmp(line, "keep ", 5) == 0)
+			st->keep = atoi(line + 5) != 0;
+	}
+	if (seen != 15 || st->home[0] == '\0' || strchr(st->home, '/') != NULL ||
+	    st->from[0] != '/' || st->to[0] != '/')
+		return -EBADMSG;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- replay */
+
+static int map_add(struct replay *rp, ino_t ino, const char *rel)
+{
+	for (size_t i = 0; i < rp->n; i++)
+		if (rp->v[i].ino == ino)
+			return 0;	/* a second link: one path is enough */
+	if (rp->n == rp->cap) {
+		size_t cap = rp->cap ? rp->cap * 2 : 64;
+		struct target *v = realloc(rp->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		rp->v = v;
+		rp->cap = cap;
+	}
+	rp->v[rp->n].ino = ino;
+	rp->v[rp->n].fd = -1;
+	rp->v[rp->n].rel = strdup(rel);
+	if (rp->v[rp->n].rel == NULL)
+		return -ENOMEM;
+	rp->n++;
+	return 0;
+}
+
+/* Maps the regular files below dirfd (path prefix rel) by inode. */
+static int map_tree(struct replay *rp, int dirfd, const char *rel)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
+	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (dp == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	for (struct dirent *de; ret == 0 && (de = readdir(dp)) != NULL;) {
+		char path[PATH_MAX];
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", de->d_name) >= (int)sizeof(path))
+			continue;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			ret = map_add(rp, st.st_ino, path);
+		} else if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub < 0)
+				continue;
+			ret = map_tree(rp, sub, path);
+			close(sub);
+		}
+	}
+	closedir(dp);
+	return ret;
+}
+
+static void map_free(struct replay *rp)
+{
+	for (size_t i = 0; i < rp->n; i++) {
+		free(rp->v[i].rel);
+		if (rp->v[i].fd >= 0)
+			close(rp->v[i].fd);
+	}
+	free(rp->v);
+	rp->v = NULL;
+	rp->n = rp->cap = 0;
+}
+
+static int target_fd(struct replay *rp, ino_t ino)
+{
+	for (size_t i = 0; i < rp->n; i++) {
+		if (rp->v[i].ino != ino)
+			continue;
+		if (rp->v[i].fd < 0)
+			rp->v[i].fd = treeutil_open_beneath(rp->root_fd, rp->v[i].rel, O_WRONLY);
+		return rp->v[i].fd;
+	}
+	return -ENOENT;
+}
+
+static int replay_rec(const struct journal_rec *rec, const void *data,
+		      const struct journal_loc *loc, void *arg)
+{
+	struct replay *rp = arg;
+	int fd = target_fd(rp, (ino_t)rec->file_id);
+	int ret = 0;
+
+	(void)loc;
+	if (fd == -ENOENT)
+		return 0;	/* unlinked since: unreachable data */
+	if (fd < 0)
+		return fd;
+	switch (rec->type) {
+	case JOURNAL_WRITE:
+		for (size_t done = 0; done < rec->length;) {
+			ssize_t n = pwrite(fd, (const char *)data + done, rec->length - done,
+					   (off_t)(rec->offset + done));
+
+			if (n < 0) {
+				ret = -errno;
+				break;
+			}
+			done += (size_t)n;
+		}
+		break;
+	case JOURNAL_TRUNCATE:
+		if (ftruncate(fd, (off_t)rec->offset) < 0)
+			ret = -errno;
+		break;
+	case JOURNAL_ZERO:
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)rec->offset, (off_t)rec->length) < 0)
+			ret = -errno;
+		break;
+	default:
+		ret = -EBADMSG;
+	}
+	if (ret == 0)
+		rp->records++;
+	return ret;
+}
+
+static int gen_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Replays every generation of rdir, oldest first, onto rp->root_fd. */
+static int replay_journal(int rdir, const char *rname, struct replay *rp,
+			  char *err, size_t errlen)
+{
+	int fd = openat(rdir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
+	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+	uint32_t gens[1024];
+	size_t ng = 0;
+
+	if (dp == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
+		unsigned g;
+		char tail;
+
+		if (sscanf(de->d_name, "gen-%8x%c", &g, &tail) == 1 && strlen(de->d_name) == 12 &&
+		    ng < sizeof(gens) / sizeof(gens[0]))
+			gens[ng++] = g;
+	}
+	closedir(dp);
+	qsort(gens, ng, sizeof(gens[0]), gen_cmp);
+	for (size_t i = 0; i < ng; i++) {
+		uint64_t torn = 0;
+		long n = journal_scan(rdir, gens[i], replay_rec, rp, &torn);
+
+		if (n < 0) {
+			snprintf(err, errlen, "%s/gen-%08x: %s", rname, gens[i],
+				 n == -EBADMSG ? "not a relocfs journal generation of version 1 (damaged)"
+					       : strerror((int)-n));
+			ret = (int)n;
+			break;
+		}
+		if (torn > 0)
+			log_warning("recovery: %s/gen-%08x: dropped a torn tail of %llu bytes "
+				    "(a write that was never acknowledged)", rname, gens[i],
+				    (unsigned long long)torn);
+	}
+	for (size_t i = 0; ret == 0 && i < rp->n; i++)
+		if (rp->v[i].fd >= 0 && fdatasync(rp->v[i].fd) < 0)
+			ret = -errno;
+	return ret;
+}
+
+/* ------------------------------------------------------------ tree checks */
+
+/* True when every name below a (dir fd) exists below b with the same type. */
+static int same_names(int a, int b, const char *rel, char *bad, size_t badlen)
+{
+	int fd = openat(a, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 1;
+	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (dp == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	for (struct dirent *de; ret == 1 && (de = readdir(dp)) != NULL;) {
+		struct stat sa, sb;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(bad, badlen, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+		if (fstatat(a, de->d_name, &sa, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (fstatat(b, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    (sa.st_mode & S_IFMT) != (sb.st_mode & S_IFMT)) {
+			ret = 0;
+			break;
+		}
+		if (S_ISDIR(sa.st_mode)) {
+			int x = openat(a, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int y = openat(b, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			char sub[PATH_MAX];
+
+			snprintf(sub, sizeof(sub), "%s", bad);
+			ret = x < 0 || y < 0 ? -EIO : same_names(x, y, sub, bad, badlen);
+			if (x >= 0)
+				close(x);
+			if (y >= 0)
+				close(y);
+		}
+	}
+	closedir(dp);
+	return ret;
+}
+
+/* Attributes and times of every object of the source tree onto the
+ * destination's, then a flush of the destination's directories. */
+static int sync_attrs(int s, int d)
+{
+	int fd = openat(s, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
+	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (dp == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	for (struct dirent *de; ret == 0 && (de = readdir(dp)) != NULL;) {
+		struct stat st;
+		int so, dob;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(s, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			int x = openat(s, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int y = openat(d, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			ret = x < 0 || y < 0 ? -EIO : sync_attrs(x, y);
+			if (x >= 0)
+				close(x);
+			if (y >= 0)
+				close(y);
+			if (ret < 0)
+				break;
+		}
+		so = openat(s, de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		dob = openat(d, de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (so >= 0 && dob >= 0) {
+			ret = treeutil_copy_attrs(so, dob, &st);
+			if (ret == 0 && !S_ISREG(st.st_mode))
+				ret = treeutil_set_times(dob, &st, NULL);
+		}
+		if (so >= 0)
+			close(so);
+		if (dob >= 0)
+			close(dob);
+	}
+	closedir(dp);
+	if (ret == 0 && fsync(d) < 0)
+		ret = -errno;
+	return ret;
+}
+
+/* -------------------------------------------------------------- recovery */
+
+static void remove_rdir(int state_dirfd, const char *rname)
+{
+	treeutil_remove(state_dirfd, rname);
+	fsync(state_dirfd);
+}
+
+static int open_home(const char *ds, const char *home)
+{
+	int dfd = open(ds, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd;
+
+	if (dfd < 0)
+		return -errno;
+	fd = openat(dfd, home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		fd = -errno;
+	close(dfd);
+	return fd;
+}
+
+static void remove_home(const char *ds, const char *home)
+{
+	int dfd = open(ds, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd < 0)
+		return;
+	if (treeutil_remove(dfd, home) < 0)
+		log_warning("recovery: could not remove %s/%s", ds, home);
+	fsync(dfd);
+	close(dfd);
+}
+
+static bool phase_is(const struct rstate *st, const char *a, const char *b, const char *c)
+{
+	return strcmp(st->phase, a) == 0 || (b && strcmp(st->phase, b) == 0) ||
+	       (c && strcmp(st->phase, c) == 0);
+}
+
+static int recover_one(int state_dirfd, const char *rname, const char *source,
+		       struct placement *pl, char *err, size_t errlen)
+{
+	struct replay rp = { .root_fd = -1 };
+	struct rstate st;
+	const char *cur;
+	char *data = NULL, bad[PATH_MAX];
+	size_t len = 0;
+	int rdir = -1, s = -1, d = -1, ret;
+
+	rdir = openat(state_dirfd, rname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rdir < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", rname, strerror(errno));
+		goto out;
+	}
+	ret = fileutil_read_all(rdir, "state", STATE_MAX, &data, &len);
+	if (ret == -ENOENT) {
+		/* Died before the first state write: nothing was attached yet. */
+		log_notice("recovery: %s has no state file: a relocation that never started; removed", rname);
+		remove_rdir(state_dirfd, rname);
+		ret = 0;
+		goto out;
+	}
+	if (ret == 0)
+		ret = parse_state(data, len, &st);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s/state: %s; keep the directory (its journal holds writes "
+			 "the source may not have) and see relocfs(8), RECOVERY", rname,
+			 ret == -EPROTO ? "written by another version of relocfs" :
+			 ret == -EBADMSG ? "damaged (checksum or format)" : strerror(-ret));
+		goto out;
+	}
+	cur = placement_get(pl, st.home);
+	if (cur == NULL)
+		cur = source;
+	if (strcmp(cur, st.to) == 0) {
+		log_notice("recovery: %s of %s had cut over to %s; finishing its cleanup", rname,
+			   st.home, st.to);
+		if (!st.keep && strcmp(st.from, st.to) != 0)
+			remove_home(st.from, st.home);
+		remove_rdir(state_dirfd, rname);
+		goto out;
+	}
+	if (strcmp(cur, st.from) != 0) {
+		ret = -EBADMSG;
+		snprintf(err, errlen, "%s/state: home %s moves from %s, but the placement has it on %s",
+			 rname, st.home, st.from, cur);
+		goto out;
+	}
+	s = open_home(st.from, st.home);
+	if (s < 0) {
+		ret = s;
+		snprintf(err, errlen, "%s: the source home %s/%s: %s", rname, st.from, st.home, strerror(-s));
+		goto out;
+	}
+	if (phase_is(&st, "failed", "aborted", NULL)) {
+		log_notice("recovery: %s of %s had rolled back; removing what was left", rname, st.home);
+		remove_home(st.to, st.home);
+		remove_rdir(state_dirfd, rname);
+		goto out;
+	}
+	ret = map_tree(&rp, s, "");
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: walking %s/%s: %s", rname, st.from, st.home, strerror(-ret));
+		goto out;
+	}
+	if (phase_is(&st, "prepare", "copy", NULL)) {
+		rp.root_fd = s;
+		ret = replay_journal(rdir, rname, &rp, err, errlen);
+		if (ret < 0)
+			goto out;
+		log_notice("recovery: %s of %s rolled back: %ld journal records replayed onto %s",
+			   rname, st.home, rp.records, st.from);
+		remove_home(st.to, st.home);
+		remove_rdir(state_dirfd, rname);
+		goto out;
+	}
+	if (!phase_is(&st, "converge", "ready", "cutover")) {
+		ret = -EBADMSG;
+		snprintf(err, errlen, "%s/state: unknown phase '%s'", rname, st.phase);
+		goto out;
+	}
+	d = open_home(st.to, st.home);
+	if (d < 0) {
+		ret = d;
+		snprintf(err, errlen, "%s: the destination home %s/%s, which holds data the source "
+			 "lacks, cannot be opened: %s", rname, st.to, st.home, strerror(-d));
+		goto out;
+	}
+	ret = same_names(s, d, "", bad, sizeof(bad));
+	if (ret <= 0) {
+		if (ret == 0)
+			ret = -EUCLEAN;
+		snprintf(err, errlen, "%s: %s/%s and %s/%s differ at '%s'; relocfs will not guess "
+			 "which is current", rname, st.from, st.home, st.to, st.home, bad);
+		goto out;
+	}
+	rp.root_fd = d;
+	ret = replay_journal(rdir, rname, &rp, err, errlen);
+	if (ret == 0)
+		ret = sync_attrs(s, d);
+	if (ret < 0) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "%s: completing %s on %s: %s", rname, st.home, st.to,
+				 strerror(-ret));
+		goto out;
+	}
+	ret = placement_set(pl, st.home, strcmp(st.to, source) == 0 ? NULL : st.to);
+	if (ret == 0)
+		ret = placement_save(state_dirfd, pl);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: saving the placement: %s", rname, strerror(-ret));
+		goto out;
+	}
+	log_notice("recovery: %s of %s completed on %s: %ld journal records replayed",
+		   rname, st.home, st.to, rp.records);
+	if (!st.keep)
+		remove_home(st.from, st.home);
+	remove_rdir(state_dirfd, rname);
+out:
+	map_free(&rp);
+	free(data);
+	if (s >= 0)
+		close(s);
+	if (d >= 0)
+		close(d);
+	if (rdir >= 0)
+		close(rdir);
+	return ret;
+}
+
+int recover_relocations(int state_dirfd, const char *source, struct placement *pl,
+			char *err, size_t errlen)
+{
+	int fd = openat(state_dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
+	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+	char names[64][NAME_MAX + 1];
+	int n = 0;
+
+	err[0] = '\0';
+	if (dp == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	for (struct dirent *de; (de = readdir(dp)) != NULL && n < 64;)
+		if (strncmp(de->d_name, "reloc-", 6) == 0)
+			snprintf(names[n++], sizeof(names[0]), "%s", de->d_name);
+	closedir(dp);
+	for (int i = 0; i < n && ret == 0; i++)
+		ret = recover_one(state_dirfd, names[i], source, pl, err, errlen);
+	return ret;
+}

@@ -1,0 +1,142 @@
+/* treeutil: owns the symlink-safe tree helpers shared by the relocation
+ * engine and its crash recovery.
+ *
+ * Invariants: every path is resolved relative to a held descriptor with
+ * O_NOFOLLOW / AT_SYMLINK_NOFOLLOW or openat2's RESOLVE_BENEATH and
+ * RESOLVE_NO_SYMLINKS, so nothing here ever leaves the tree it was given. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+
+#include "relocfs/treeutil.h"
+
+/* Copies the extended attributes of src to dst (both O_PATH, not
+ * symlinks). Attributes the destination cannot hold fail the copy. */
+int treeutil_copy_xattrs(int src, int dst)
+{
+	char sp[64], dp[64], *names = NULL, *val = NULL;
+	ssize_t n;
+	int ret = 0;
+
+	snprintf(sp, sizeof(sp), "/proc/self/fd/%d", src);
+	snprintf(dp, sizeof(dp), "/proc/self/fd/%d", dst);
+	n = listxattr(sp, NULL, 0);
+	if (n < 0)
+		return errno == ENOTSUP ? 0 : -errno;
+	names = malloc((size_t)n + 1);
+	val = malloc(65536);
+	if (names == NULL || val == NULL) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	n = n > 0 ? listxattr(sp, names, (size_t)n) : 0;
+	if (n < 0) {
+		ret = -errno;
+		goto out;
+	}
+	for (char *name = names; name < names + n; name += strlen(name) + 1) {
+		ssize_t v = getxattr(sp, name, val, 65536);
+
+		if (v < 0)
+			continue;	/* gone meanwhile */
+		if (setxattr(dp, name, val, (size_t)v, 0) < 0) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	/* Names the destination has and the source no longer has. */
+	n = listxattr(dp, NULL, 0);
+	if (n > 0) {
+		char *dnames = malloc((size_t)n);
+
+		if (dnames != NULL && (n = listxattr(dp, dnames, (size_t)n)) > 0)
+			for (char *name = dnames; name < dnames + n; name += strlen(name) + 1)
+				if (getxattr(sp, name, NULL, 0) < 0 && errno == ENODATA)
+					removexattr(dp, name);
+		free(dnames);
+	}
+out:
+	free(names);
+	free(val);
+	return ret;
+}
+
+/* Owner, mode and xattrs of src (O_PATH) onto dst (O_PATH); times apart. */
+int treeutil_copy_attrs(int src, int dst, const struct stat *st)
+{
+	char dp[64];
+
+	if (fchownat(dst, "", st->st_uid, st->st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISLNK(st->st_mode))
+		return 0;
+	snprintf(dp, sizeof(dp), "/proc/self/fd/%d", dst);
+	if (chmod(dp, st->st_mode & 07777) < 0)
+		return -errno;
+	return treeutil_copy_xattrs(src, dst);
+}
+
+int treeutil_set_times(int dst, const struct stat *st, const struct timespec *mtime)
+{
+	struct timespec tv[2] = { st->st_atim, mtime ? *mtime : st->st_mtim };
+
+	if (utimensat(dst, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+int treeutil_open_beneath(int dirfd, const char *rel, int flags)
+{
+	struct open_how how;
+	long fd;
+
+	memset(&how, 0, sizeof(how));
+	how.flags = (uint64_t)flags | O_CLOEXEC | O_NOFOLLOW;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+	fd = syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof(how));
+	return fd < 0 ? -errno : (int)fd;
+}
+
+/* Removes dirfd/name and everything below it, never following a link. */
+int treeutil_remove(int dirfd, const char *name)
+{
+	struct stat st;
+	int fd, ret = 0;
+	DIR *dp;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dp = fdopendir(fd);
+	if (dp == NULL) {
+		close(fd);
+		return -errno;
+	}
+	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		int r2 = treeutil_remove(fd, de->d_name);
+
+		if (r2 < 0 && ret == 0)
+			ret = r2;
+	}
+	closedir(dp);
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && ret == 0)
+		ret = -errno;
+	return ret;
+}
+
