@@ -212,6 +212,7 @@ static int ctl_dispatch(void *arg, int argc, char **argv, FILE *out, char *err, 
 		if (req.opts.rate_bps == 0)
 			req.opts.rate_bps = (uint64_t)fs->cfg->relocation.rate_limit_mib << 20;
 		req.opts.copy_threads = (unsigned)fs->cfg->relocation.copy_threads;
+		req.opts.journal_max_bytes = (uint64_t)fs->cfg->relocation.journal_max_mib << 20;
 		req.opts.keep_source = v[2] || fs->cfg->relocation.keep_source;
 		req.opts.manual_cutover = v[3];
 		ret = home_migrate(fs, &req, &id, err, errlen);

@@ -452,6 +452,18 @@ static void throttle(struct reloc *r, size_t len)
 		sleep_ns(wait);
 }
 
+/* A journal past its limit rolls the relocation back: the application's
+ * write that crossed it has succeeded, and the ones after it go on
+ * through the journal until the rollback has made the source current. */
+static void check_journal_limit(struct reloc *r)
+{
+	uint64_t max = r->opts.journal_max_bytes;
+
+	if (max != 0 && journal_total_bytes(r->j) > max)
+		reloc_fail(r, "the journal reached its limit of %llu MiB before the relocation "
+			   "converged", (unsigned long long)(max >> 20));
+}
+
 /* Appends whole blocks [first*BS, first*BS + len) and indexes them;
  * f->lock held for writing. */
 static int journal_blocks(struct reloc *r, struct rfile *f, uint64_t first,
@@ -463,6 +475,7 @@ static int journal_blocks(struct reloc *r, struct rfile *f, uint64_t first,
 	ret = journal_append(r->j, JOURNAL_WRITE, f->id, first * BS, len, data, &loc);
 	if (ret < 0)
 		return ret;
+	check_journal_limit(r);
 	for (size_t i = 0; i < len / BS; i++) {
 		ret = extmap_set(&f->map, first + i, EXTMAP_JOURNAL, loc.gen, loc.off + i * BS);
 		if (ret < 0)

@@ -147,3 +147,22 @@ crash_check_data() {
 	assert_output --partial "damaged"
 	! rfs_is_mounted "$MNT"
 }
+
+@test "a journal that reaches its limit rolls the relocation back; no write fails" {
+	local conf=$BATS_TEST_TMPDIR/small-journal.conf
+	printf 'relocation = { journal_max_mib = 1; };\n' >"$conf"
+	rfs_mount "$SRC" "$MNT" -o "allow_other,state_dir=$STATE,config=$conf"
+	crash_writer_start
+	RCTL_TIMEOUT=120 run --separate-stderr rctl migrate "$MNT/vm1" --to "$DST" --rate 1 --wait
+	assert_failure 1
+	[[ $stderr == *"failed and was rolled back: the journal reached its limit of 1 MiB"* ]] ||
+		fail "stderr: $stderr"
+	sleep 0.5
+	kill "$WRITER"
+	wait "$WRITER" 2>/dev/null || true
+	run cat "$BATS_TEST_TMPDIR/crashwriter.out"
+	refute_output --partial 'writer stopped'
+	crash_check_data
+	reloc_assert_home_on vm1 "$SRC"
+	assert_not_exist "$DST/vm1"
+}

@@ -32,6 +32,7 @@ struct config_relocation {
 	int copy_threads;
 	int rate_limit_mib;
 	bool keep_source;
+	int journal_max_mib;
 };
 
 struct config {

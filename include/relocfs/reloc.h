@@ -28,6 +28,7 @@ struct reloc_opts {
 	uint64_t rate_bps;		/* copy rate limit, 0: none */
 	unsigned pause_budget_ms;
 	unsigned copy_threads;
+	uint64_t journal_max_bytes;	/* journal size that fails the relocation, 0: none */
 	bool keep_source;
 	bool manual_cutover;
 };
