@@ -138,6 +138,19 @@ static void gate_leave(struct home *h)
 		pthread_rwlock_unlock(&h->gate);
 }
 
+/* Right after a cutover, what must be durable waits until the destination
+ * is (see flush_dest in src/reloc.c). Called with the gate held shared:
+ * the flush does not need the gate. */
+static void wait_durable(struct home *h)
+{
+	if (h == NULL || !__atomic_load_n(&h->flushing, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&h->files_lock);
+	while (h->flushing)
+		pthread_cond_wait(&h->flush_cond, &h->files_lock);
+	pthread_mutex_unlock(&h->files_lock);
+}
+
 /* The home a child of dir named name belongs to. */
 static struct home *child_home(struct fs *fs, struct inode *dir, const char *name)
 {
@@ -481,6 +494,7 @@ static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct creds_saved saved;
 	int ret;
 
+	wait_durable(h);
 	ret = creds_enter(req, &saved);
 	if (ret < 0)
 		goto out;
@@ -563,7 +577,10 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	int ret;
 
 	gate_pair(inode->home, h);
-	if (cross_relocating(inode->home, h)) {
+	wait_durable(h);
+	/* A link cannot span two datastores, nor a home while it moves. */
+	if (cross_relocating(inode->home, h) ||
+	    (inode->home != NULL && h != NULL && inode->home->ds_fd != h->ds_fd)) {
 		ret = -EXDEV;
 		goto out;
 	}
@@ -589,6 +606,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 	struct home *h = gate_enter(child_home(fs, dir, name));
 	int ret = 0;
 
+	wait_durable(h);
 	if (is_root(fs, dir) && h->reloc != NULL)
 		ret = -EBUSY;
 	else if (unlinkat(dir_fd_for(fs, dir, h), name, flags) < 0)
@@ -653,6 +671,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int fd1, fd2, ret = 0;
 
 	gate_pair(h1, h2);
+	wait_durable(h1);
+	wait_durable(h2);
 	fd1 = dir_fd_for(fs, d1, h1);
 	fd2 = dir_fd_for(fs, d2, h2);
 	if (cross_relocating(h1, h2) ||
@@ -765,6 +785,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct open_file *of;
 	int fd = -1, ret;
 
+	wait_durable(h);
 	ret = creds_enter(req, &saved);
 	if (ret < 0)
 		goto out;
@@ -901,6 +922,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 					     (of->flags & O_APPEND) != 0,
 					     (of->flags & (O_SYNC | O_DSYNC)) != 0);
 	} else if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+		if (of->flags & (O_SYNC | O_DSYNC))
+			wait_durable(h);
 		n = pwrite(of->fd, in->buf[0].mem, size, off);
 		if (n < 0)
 			n = -errno;
@@ -954,6 +977,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	int ret = 0;
 
 	(void)ino;
+	wait_durable(h);
 	if (of->inode->rfile != NULL)
 		ret = reloc_file_sync(h->reloc, of->inode->rfile);
 	else if ((datasync ? fdatasync(of->fd) : fsync(of->fd)) < 0)
@@ -1547,6 +1571,7 @@ int fsops_flip(struct fs *fs, struct home *h, struct reloc *r, int dst_ds_fd,
 			dup2(newof[k], of->fd);
 	h->ds_fd = dst_ds_fd;
 	h->reloc = NULL;
+	__atomic_store_n(&h->flushing, true, __ATOMIC_RELEASE);
 out:
 	pthread_mutex_unlock(&h->files_lock);
 	for (size_t i = 0; newfd != NULL && i < n; i++)

@@ -117,6 +117,7 @@ struct home *home_get(struct fs *fs, const char *name)
 	pthread_rwlock_init(&h->gate, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&h->files_lock, NULL);
+	pthread_cond_init(&h->flush_cond, NULL);
 	h->ds_fd = fs->inodes.root.fd;
 	placed = placement_get(&fs->placement, name);
 	if (placed != NULL) {
@@ -228,6 +229,7 @@ void homes_destroy(struct fs *fs)
 		fs->homes = h->next;
 		pthread_rwlock_destroy(&h->gate);
 		pthread_mutex_destroy(&h->files_lock);
+		pthread_cond_destroy(&h->flush_cond);
 		free(h);
 	}
 	while (fs->datastores != NULL) {
@@ -313,15 +315,27 @@ static int host_flip(void *home, struct reloc *r)
 	return fsops_flip(h->fs, h, r, fd, commit_placement);
 }
 
+static void host_durable(void *home)
+{
+	struct home *h = home;
+
+	pthread_mutex_lock(&h->files_lock);
+	h->flushing = false;
+	pthread_cond_broadcast(&h->flush_cond);
+	pthread_mutex_unlock(&h->files_lock);
+}
+
 static void host_finished(void *home, struct reloc *r)
 {
 	struct home *h = home;
 	struct reloc_entry *e;
 
 	pthread_mutex_lock(&h->fs->homes_lock);
+	/* A relocation whose rollback failed stays attached (its journal
+	 * serves the home): it stays the home's active one. */
 	for (e = h->fs->relocs; e != NULL; e = e->next)
 		if (e->r == r)
-			e->finished = true;
+			e->finished = h->reloc != r;
 	pthread_mutex_unlock(&h->fs->homes_lock);
 }
 
@@ -330,6 +344,7 @@ static const struct reloc_host host = {
 	.resume = host_resume,
 	.attach = host_attach,
 	.flip = host_flip,
+	.durable = host_durable,
 	.detach = host_detach,
 	.finished = host_finished,
 };

@@ -6,6 +6,7 @@
  * a refusal prints one line on stderr; usage errors exit 2, other failures 1. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -203,7 +204,7 @@ static int ctl_dispatch(void *arg, int argc, char **argv, FILE *out, char *err, 
 
 		if (!parse_u64(argv[3], &v[0]) || !parse_u64(argv[4], &v[1]) ||
 		    !parse_u64(argv[5], &v[2]) || !parse_u64(argv[6], &v[3]) ||
-		    v[1] > 3600000 || v[2] > 1 || v[3] > 1 || argv[2][0] != '/') {
+		    v[1] > 60000 || v[2] > 1 || v[3] > 1 || argv[2][0] != '/') {
 			snprintf(err, errlen, "malformed migrate request");
 			return -EINVAL;
 		}
@@ -397,8 +398,9 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_set_idle_threads(loop_cfg, (unsigned)cfg.fuse.max_idle_threads);
 		r = fuse_session_loop_mt(se, loop_cfg);
 	}
-	/* A signal that ended the loop is a normal stop. */
-	ret = r == 0 || fuse_session_exited(se) ? 0 : 1;
+	/* The loop returns the signal that ended it (libfuse's handler):
+	 * SIGTERM, SIGINT and SIGHUP are a normal stop, as an unmount is. */
+	ret = r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP ? 0 : 1;
 	log_notice("unmounted %s", mountpoint);
 out:
 	ctl_server_stop(ctl);

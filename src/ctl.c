@@ -93,7 +93,7 @@ static int read_request(int fd, char *buf, size_t cap)
 
 static void serve(struct ctl_server *s, int fd)
 {
-	struct ucred cred;
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	socklen_t clen = sizeof(cred);
 	struct timeval tv = { 5, 0 };
 	char req[CTL_MAX_REQUEST + 1], err[1024];

@@ -14,6 +14,7 @@
  * through fileutil_write_atomic, so the file on disk is always a complete
  * old or new table. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,7 +118,8 @@ static char *decode(const char *s, size_t len)
 			*o++ = s[i];
 			continue;
 		}
-		if (i + 2 >= len || sscanf(s + i + 1, "%2x", &v) != 1 || v == 0) {
+		if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
+		    !isxdigit((unsigned char)s[i + 2]) || sscanf(s + i + 1, "%2x", &v) != 1 || v == 0) {
 			free(out);
 			return NULL;
 		}

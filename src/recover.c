@@ -475,6 +475,33 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 	cur = placement_get(pl, st.home);
 	if (cur == NULL)
 		cur = source;
+	if (strcmp(cur, st.to) == 0 && phase_is(&st, "cutover", NULL, NULL)) {
+		/* Flipped, but the destination may not be durable yet: the
+		 * journal is. Nothing was acknowledged since (fsyncs waited). */
+		s = open_home(st.from, st.home);
+		d = open_home(st.to, st.home);
+		if (s < 0 || d < 0) {
+			ret = s < 0 ? s : d;
+			snprintf(err, errlen, "%s: the homes %s/%s and %s/%s: %s", rname, st.from,
+				 st.home, st.to, st.home, strerror(-ret));
+			goto out;
+		}
+		ret = map_tree(&rp, s, "");
+		if (ret == 0) {
+			rp.root_fd = d;
+			ret = replay_journal(rdir, rname, &rp, err, errlen);
+		}
+		if (ret == 0 && syncfs(d) < 0)
+			ret = -errno;
+		if (ret < 0) {
+			if (err[0] == '\0')
+				snprintf(err, errlen, "%s: replaying onto %s/%s: %s", rname, st.to,
+					 st.home, strerror(-ret));
+			goto out;
+		}
+		log_notice("recovery: %s of %s had cut over to %s; %ld journal records replayed "
+			   "onto it", rname, st.home, st.to, rp.records);
+	}
 	if (strcmp(cur, st.to) == 0) {
 		log_notice("recovery: %s of %s had cut over to %s; finishing its cleanup", rname,
 			   st.home, st.to);
@@ -585,9 +612,16 @@ int recover_relocations(int state_dirfd, const char *source, struct placement *p
 			close(fd);
 		return -errno;
 	}
-	for (struct dirent *de; (de = readdir(dp)) != NULL && n < 64;)
-		if (strncmp(de->d_name, "reloc-", 6) == 0)
-			snprintf(names[n++], sizeof(names[0]), "%s", de->d_name);
+	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
+		if (strncmp(de->d_name, "reloc-", 6) != 0)
+			continue;
+		if (n == 64) {
+			closedir(dp);
+			snprintf(err, errlen, "more than 64 unfinished relocations in the state dir");
+			return -E2BIG;
+		}
+		snprintf(names[n++], sizeof(names[0]), "%s", de->d_name);
+	}
 	closedir(dp);
 	for (int i = 0; i < n && ret == 0; i++)
 		ret = recover_one(state_dirfd, names[i], source, pl, err, errlen);

@@ -67,6 +67,7 @@ struct rfile {
 	uint64_t b_size;	/* B's size at attach */
 	uint64_t b_limit;	/* B's bytes from here on read as zeros */
 	uint64_t d_limit;	/* D was cut to here since the last truncation */
+	uint64_t d_cut;		/* smallest size since the last apply, or UINT64_MAX */
 	struct timespec mtime;	/* of the last journaled change */
 	bool mtime_dirty;
 };
@@ -196,6 +197,15 @@ static void reloc_set_phase(struct reloc *r, enum reloc_phase phase)
 	}
 }
 
+/* A phase for status only, the state file keeps the one recovery needs. */
+static void reloc_set_phase_mem(struct reloc *r, enum reloc_phase phase)
+{
+	pthread_mutex_lock(&r->lock);
+	r->phase = phase;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
 /* ---------------------------------------------------------------- files */
 
 static size_t file_bucket(dev_t dev, ino_t ino)
@@ -235,6 +245,7 @@ static struct rfile *rfile_add(struct reloc *r, const struct stat *st, int b_fd,
 	f->nlink = st->st_nlink;
 	f->links = 1;
 	f->size = f->b_size = f->b_limit = f->d_limit = (uint64_t)st->st_size;
+	f->d_cut = UINT64_MAX;
 	f->mtime = st->st_mtim;
 	extmap_init(&f->map);
 	pthread_rwlock_init(&f->lock, NULL);
@@ -584,6 +595,10 @@ static int truncate_locked(struct reloc *r, struct rfile *f, uint64_t size)
 		extmap_truncate(&f->map, keep);
 		if (size < f->b_limit)
 			f->b_limit = size;
+		/* D may hold applied blocks past the new size: cut it at the
+		 * next apply, before anything written later lands there. */
+		if (size < f->d_cut)
+			f->d_cut = size;
 	}
 	f->size = size;
 	touch_mtime(f);
@@ -1085,13 +1100,21 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 	ssize_t ret = 0;
 
 	pthread_rwlock_wrlock(&f->lock);
-	if (f->d_limit > f->b_limit) {
-		if (ftruncate(f->d_fd, (off_t)f->b_limit) < 0) {
-			ret = -errno;
-			pthread_rwlock_unlock(&f->lock);
-			goto out;
+	{
+		uint64_t cut = f->d_cut;
+
+		if (f->d_limit > f->b_limit && f->b_limit < cut)
+			cut = f->b_limit;
+		if (cut != UINT64_MAX) {
+			if (ftruncate(f->d_fd, (off_t)cut) < 0) {
+				ret = -errno;
+				pthread_rwlock_unlock(&f->lock);
+				goto out;
+			}
+			if (f->b_limit < f->d_limit)
+				f->d_limit = f->b_limit;
+			f->d_cut = UINT64_MAX;
 		}
-		f->d_limit = f->b_limit;
 	}
 	extmap_each(&f->map, collect_fn, &c);
 	pthread_rwlock_unlock(&f->lock);
@@ -1099,7 +1122,8 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 		ret = c.err;
 		goto out;
 	}
-	qsort(c.v, c.n, sizeof(*c.v), pending_cmp);
+	if (c.n > 1)
+		qsort(c.v, c.n, sizeof(*c.v), pending_cmp);
 	ret = write_pending(r, f, f->d_fd, &c, buf);
 	if (ret < 0)
 		goto out;
@@ -1123,7 +1147,7 @@ out:
 }
 
 /* Applies one generation (0: all) to every file and flushes what changed. */
-static int apply_all(struct reloc *r, uint32_t gen, uint64_t *applied)
+static int apply_all(struct reloc *r, uint32_t gen, uint64_t *applied, bool flush)
 {
 	size_t n;
 	struct rfile **files = files_snapshot(r, &n);
@@ -1142,7 +1166,7 @@ static int apply_all(struct reloc *r, uint32_t gen, uint64_t *applied)
 			ret = (int)a;
 			goto out;
 		}
-		if (a > 0 && fdatasync(files[i]->d_fd) < 0) {
+		if (flush && a > 0 && fdatasync(files[i]->d_fd) < 0) {
 			ret = -errno;
 			goto out;
 		}
@@ -1187,7 +1211,8 @@ static int restore_source(struct reloc *r)
 			ret = c.err;
 		}
 		if (ret == 0) {
-			qsort(c.v, c.n, sizeof(*c.v), pending_cmp);
+			if (c.n > 1)
+				qsort(c.v, c.n, sizeof(*c.v), pending_cmp);
 			ret = write_pending(r, f, w, &c, buf);
 		}
 		if (ret == 0 && ftruncate(w, (off_t)f->size) < 0)
@@ -1298,7 +1323,7 @@ static int converge(struct reloc *r)
 		if (ret < 0)
 			return ret;
 		t0 = now_ns();
-		ret = apply_all(r, sealed, &applied);
+		ret = apply_all(r, sealed, &applied, true);
 		if (ret < 0)
 			return ret;
 		dt = now_ns() - t0;
@@ -1313,7 +1338,9 @@ static int converge(struct reloc *r)
 	}
 }
 
-/* In the pause: the last generation onto D, D durable, times, the flip. */
+/* In the pause: the last generation onto D, times, the flip. Flushing D is
+ * left to flush_dest, after the pause: a flush of what the last round wrote
+ * can take longer than the whole budget. */
 static int cutover(struct reloc *r)
 {
 	uint64_t t0, applied;
@@ -1321,7 +1348,7 @@ static int cutover(struct reloc *r)
 
 	r->host->quiesce(r->host_home);
 	t0 = now_ns();
-	ret = apply_all(r, 0, &applied);
+	ret = apply_all(r, 0, &applied, false);
 	if (ret == 0)
 		ret = sync_times(r, r->src_home_fd, r->dst_home_fd);
 	if (ret == 0) {
@@ -1332,8 +1359,6 @@ static int cutover(struct reloc *r)
 			treeutil_set_times(d, &st, NULL);
 		if (d >= 0)
 			close(d);
-		if (fsync(r->dst_home_fd) < 0)
-			ret = -errno;
 	}
 	if (ret == 0)
 		ret = r->host->flip(r->host_home, r);
@@ -1345,6 +1370,22 @@ static int cutover(struct reloc *r)
 	if (ret == 0)
 		log_notice("relocation %llu of %s: cut over to %s, pause %.3f ms",
 			   (unsigned long long)r->id, r->home, r->dst_ds, r->pause_ms);
+	return ret;
+}
+
+/* After the pause: makes the destination durable, then lets the operations
+ * that waited for it go on. Until the state says cleanup, the journal is the
+ * durable copy of the last generation, and a recovery replays it onto D;
+ * acknowledging no fsync meanwhile keeps that replay from undoing one. */
+static int flush_dest(struct reloc *r)
+{
+	int ret = 0;
+
+	if (syncfs(r->dst_home_fd) < 0)
+		ret = -errno;
+	if (ret == 0)
+		reloc_set_phase(r, RELOC_CLEANUP);
+	r->host->durable(r->host_home);
 	return ret;
 }
 
@@ -1466,7 +1507,18 @@ static void *reloc_thread(void *arg)
 		reloc_fail(r, "cutover failed: %s", strerror(-ret));
 		goto out_rollback;
 	}
-	reloc_set_phase(r, RELOC_CLEANUP);
+	ret = flush_dest(r);
+	if (ret < 0) {
+		/* The journal and the source stay: the next mount's recovery
+		 * replays the journal onto the destination. */
+		pthread_mutex_lock(&r->lock);
+		snprintf(r->error, sizeof(r->error), "flushing the destination after the cutover "
+			 "failed: %s; the journal is kept in %s for recovery", strerror(-ret), r->rdir_name);
+		pthread_mutex_unlock(&r->lock);
+		log_error("relocation %llu of %s: %s", (unsigned long long)r->id, r->home, r->error);
+		reloc_set_phase_mem(r, RELOC_DONE);
+		goto out;
+	}
 	remove_state(r);
 	if (!r->opts.keep_source) {
 		char name[NAME_MAX + 1];

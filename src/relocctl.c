@@ -159,7 +159,7 @@ static int call(const struct mount *m, int argc, const char *const *argv, char *
 		fprintf(stderr, "relocctl: %s", reply + 6);
 	else
 		fprintf(stderr, "relocctl: unexpected reply from the daemon of %s\n", m->point);
-	if (reply[strlen(reply) - 1] != '\n')
+	if (reply[0] == '\0' || reply[strlen(reply) - 1] != '\n')
 		fputc('\n', stderr);
 	free(reply);
 	return -1;
@@ -285,8 +285,8 @@ static int cmd_migrate(int argc, char **argv)
 		case 'p': {
 			long v = strtol(optarg, &end, 10);
 
-			if (end == optarg || *end || v < 1 || v > 3600000)
-				return usage_error("--pause-budget '%s' is not a number of milliseconds (1..3600000)", optarg);
+			if (end == optarg || *end || v < 1 || v > 60000)
+				return usage_error("--pause-budget '%s' is not a number of milliseconds (1..60000)", optarg);
 			snprintf(budget, sizeof(budget), "%ld", v);
 			break;
 		}

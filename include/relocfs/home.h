@@ -26,6 +26,10 @@ struct home {
 	struct reloc *reloc;		/* attached relocation, changed quiesced */
 	pthread_mutex_t files_lock;
 	struct open_file *files;	/* open regular files, for the flip */
+	/* Between a flip and the destination being durable: fsync,
+	 * synchronous writes and namespace changes wait on flush_cond. */
+	bool flushing;
+	pthread_cond_t flush_cond;	/* with files_lock */
 };
 
 /* The home called name, created on first use. Never freed while mounted. */

@@ -48,6 +48,9 @@ struct reloc_host {
 	/* (quiesced) Serve the home from the destination: every inode and open
 	 * handle is moved to its counterpart, placement is flipped. */
 	int (*flip)(void *home, struct reloc *r);
+	/* After the flip: the destination is durable; operations that wait
+	 * for that (fsync, synchronous writes, namespace changes) go on. */
+	void (*durable)(void *home);
 	/* (quiesced) Serve the home from the source again, bypassing the
 	 * engine. */
 	void (*detach)(void *home, struct reloc *r);

@@ -130,10 +130,10 @@ cd "$tmp"
 mkdir ds1 ds2 mnt state
 
 section "1. Two datastores: ds1 (a tmpfs) with two VM homes, ds2 (ext4 on a loop device), empty"
-mount -t tmpfs -o size=512m,mode=0755 relocfs-demo ds1
-truncate -s 3G ds2.img
-mkfs.ext4 -q -F ds2.img
-mount -o loop ds2.img ds2
+run mount -t tmpfs -o size=512m,mode=0755 relocfs-demo ds1
+run truncate -s 3G ds2.img
+run mkfs.ext4 -q -F ds2.img
+run mount -o loop ds2.img ds2
 rmdir ds2/lost+found
 
 # make_home NAME DATA_MIB: a VM home as an ESXi host leaves it: config,
@@ -253,7 +253,8 @@ rnd = random.Random(1)
 writes = errors = 0
 while not os.path.exists(stop):
     b = rnd.randrange(nblocks)
-    blk = (b"vm1 block %08d write %08d\n" % (b, writes)) * (BS // 32)
+    line = (b"vm1 block %08d write %08d" % (b, writes)).ljust(63) + b"\n"
+    blk = line * (BS // len(line))
     try:
         os.pwrite(fd, blk, b * BS)
         model[b] = blk
