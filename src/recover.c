@@ -103,9 +103,12 @@ static int parse_state(const char *data, size_t len, struct rstate *st)
 	p += 21;
 	while (p < sum) {
 		const char *nl = memchr(p, '\n', (size_t)(sum - p));
-		size_t n = (size_t)(nl - p);
+		size_t n;
 
-		if (nl == NULL || n >= sizeof(line))
+		if (nl == NULL)
+			return -EBADMSG;
+		n = (size_t)(nl - p);
+		if (n >= sizeof(line))
 			return -EBADMSG;
 		memcpy(line, p, n);
 		line[n] = '\0';
