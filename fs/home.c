@@ -204,8 +204,19 @@ int homes_init(struct fs *fs)
 		log_error("recovering a relocation in the state dir: %s; refusing to mount", err);
 		return -EUCLEAN;
 	}
-	for (size_t i = 0; i < fs->placement.n; i++)
-		log_info("home %s is on %s", fs->placement.v[i].name, fs->placement.v[i].datastore);
+	for (size_t i = 0; i < fs->placement.n; i++) {
+		const struct placement_ent *pe = &fs->placement.v[i];
+
+		/* Serving such a home from the source could show a stale copy. */
+		ret = datastore_fd_locked(fs, pe->datastore);
+		if (ret < 0) {
+			log_error("home %s lives on datastore %s, which cannot be opened (%s); "
+				  "refusing to mount rather than serve it from elsewhere",
+				  pe->name, pe->datastore, strerror(-ret));
+			return -EUCLEAN;
+		}
+		log_info("home %s is on %s", pe->name, pe->datastore);
+	}
 	fs->next_reloc_id = load_next_id(fs);
 	return 0;
 }

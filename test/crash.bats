@@ -166,3 +166,17 @@ crash_check_data() {
 	reloc_assert_home_on vm1 "$SRC"
 	assert_not_exist "$DST/vm1"
 }
+
+@test "a home's datastore gone at mount: relocfs refuses rather than serve the home from elsewhere" {
+	reloc_mount
+	reloc_migrate vm1 "$DST" --wait --keep-source
+	reloc_umount
+	mv "$DST" "$DST.gone"
+	run "$RELOCFS" -f -o "allow_other,state_dir=$STATE" "$SRC" "$MNT"
+	mv "$DST.gone" "$DST"
+	assert_failure 1
+	assert_output --partial "home vm1 lives on datastore $DST, which cannot be opened"
+	! rfs_is_mounted "$MNT"
+	reloc_mount
+	reloc_assert_home_on vm1 "$DST"
+}
