@@ -35,6 +35,7 @@
 #include "relocfs/creds.h"
 #include "relocfs/fsops.h"
 #include "relocfs/log.h"
+#include "relocfs/treeutil.h"
 
 #define PROC_PATH_MAX 64
 #define XATTR_CAPS "security.capability"
@@ -1052,18 +1053,11 @@ static int dir_add(struct dir_builder *b, const char *name, ino_t ino, unsigned 
 
 static int dir_read_fd(struct dir_builder *b, int dirfd, struct fs *fs, bool root)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dp;
+	DIR *dp = treeutil_opendir(dirfd, ".");
 	int ret = 0;
 
-	if (fd < 0)
+	if (dp == NULL)
 		return -errno;
-	dp = fdopendir(fd);
-	if (dp == NULL) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
 	for (;;) {
 		struct dirent *de;
 

@@ -29,6 +29,7 @@
 #include "relocfs/home.h"
 #include "relocfs/log.h"
 #include "relocfs/recover.h"
+#include "relocfs/treeutil.h"
 
 #define RELOC_ID_FILE "relocation-id"
 #define HISTORY_MAX 64
@@ -369,25 +370,21 @@ static int valid_name(const char *name)
 }
 
 /* Allocated bytes of the tree under dirfd/name (never following links). */
-static int tree_usage(int dirfd, const char *name, uint64_t *bytes)
+static int tree_usage(int parent, const char *name, uint64_t *bytes)
 {
 	struct stat st;
 	int fd, ret = 0;
 	DIR *dp;
 
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	*bytes += (uint64_t)st.st_blocks * 512;
 	if (!S_ISDIR(st.st_mode))
 		return 0;
-	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	dp = treeutil_opendir(parent, name);
+	if (dp == NULL)
 		return -errno;
-	dp = fdopendir(fd);
-	if (dp == NULL) {
-		close(fd);
-		return -errno;
-	}
+	fd = dirfd(dp);
 	for (struct dirent *de; ret == 0 && (de = readdir(dp)) != NULL;)
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			ret = tree_usage(fd, de->d_name, bytes);
@@ -642,22 +639,17 @@ static char **names_push(char **v, size_t *n, size_t *cap, const char *name)
 /* Names of the directories at the root of the mount, sorted. */
 static int list_homes(struct fs *fs, char ***names, size_t *n)
 {
-	int fd = openat(fs->inodes.root.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	size_t k = 0, cap = 16;
 	char **v = malloc(cap * sizeof(*v));
-	DIR *dp;
+	DIR *dp = treeutil_opendir(fs->inodes.root.fd, ".");
 
-	if (fd < 0 || v == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (dp == NULL || v == NULL) {
+		int ret = dp == NULL ? -errno : -ENOMEM;
+
+		if (dp != NULL)
+			closedir(dp);
 		free(v);
-		return -ENOMEM;
-	}
-	dp = fdopendir(fd);
-	if (dp == NULL) {
-		close(fd);
-		free(v);
-		return -errno;
+		return ret;
 	}
 	pthread_mutex_lock(&fs->homes_lock);
 	for (size_t i = 0; v != NULL && i < fs->placement.n; i++)

@@ -158,14 +158,11 @@ static int map_add(struct replay *rp, ino_t ino, const char *rel)
 /* Maps the regular files below dirfd (path prefix rel) by inode. */
 static int map_tree(struct replay *rp, int dirfd, const char *rel)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
-	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *dp = treeutil_opendir(dirfd, ".");
+	int ret = 0;
 
-	if (dp == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (dp == NULL)
 		return -errno;
-	}
 	for (struct dirent *de; ret == 0 && (de = readdir(dp)) != NULL;) {
 		char path[PATH_MAX];
 		struct stat st;
@@ -268,16 +265,13 @@ static int gen_cmp(const void *a, const void *b)
 static int replay_journal(int rdir, const char *rname, struct replay *rp,
 			  char *err, size_t errlen)
 {
-	int fd = openat(rdir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
-	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *dp = treeutil_opendir(rdir, ".");
+	int ret = 0;
 	uint32_t gens[1024];
 	size_t ng = 0;
 
-	if (dp == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (dp == NULL)
 		return -errno;
-	}
 	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
 		unsigned g;
 		char tail;
@@ -315,14 +309,11 @@ static int replay_journal(int rdir, const char *rname, struct replay *rp,
 /* True when every name below a (dir fd) exists below b with the same type. */
 static int same_names(int a, int b, const char *rel, char *bad, size_t badlen)
 {
-	int fd = openat(a, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 1;
-	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *dp = treeutil_opendir(a, ".");
+	int ret = 1;
 
-	if (dp == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (dp == NULL)
 		return -errno;
-	}
 	for (struct dirent *de; ret == 1 && (de = readdir(dp)) != NULL;) {
 		struct stat sa, sb;
 
@@ -357,14 +348,11 @@ static int same_names(int a, int b, const char *rel, char *bad, size_t badlen)
  * destination's, then a flush of the destination's directories. */
 static int sync_attrs(int s, int d)
 {
-	int fd = openat(s, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
-	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *dp = treeutil_opendir(s, ".");
+	int ret = 0;
 
-	if (dp == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (dp == NULL)
 		return -errno;
-	}
 	for (struct dirent *de; ret == 0 && (de = readdir(dp)) != NULL;) {
 		struct stat st;
 		int so, dob;
@@ -604,17 +592,14 @@ out:
 int recover_relocations(int state_dirfd, const char *source, struct placement *pl,
 			char *err, size_t errlen)
 {
-	int fd = openat(state_dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
-	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *dp = treeutil_opendir(state_dirfd, ".");
+	int ret = 0;
 	char names[64][NAME_MAX + 1];
 	int n = 0;
 
 	err[0] = '\0';
-	if (dp == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (dp == NULL)
 		return -errno;
-	}
 	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
 		if (strncmp(de->d_name, "reloc-", 6) != 0)
 			continue;

@@ -714,8 +714,6 @@ void reloc_file_times_set(struct reloc *r, struct rfile *f)
 	pthread_rwlock_unlock(&f->lock);
 }
 
-/* ------------------------------------------------------------- metadata */
-
 /* ------------------------------------------------------------- prepare */
 
 /* Builds the destination tree of one source directory: directories,
@@ -723,16 +721,11 @@ void reloc_file_times_set(struct reloc *r, struct rfile *f)
  * data the copier fills in. */
 static int build_tree(struct reloc *r, int sdir, int ddir)
 {
-	int ret = 0, sfd = openat(sdir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dp;
+	DIR *dp = treeutil_opendir(sdir, ".");
+	int ret = 0;
 
-	if (sfd < 0)
+	if (dp == NULL)
 		return -errno;
-	dp = fdopendir(sfd);
-	if (dp == NULL) {
-		close(sfd);
-		return -errno;
-	}
 	for (struct dirent *de; ret == 0 && (de = readdir(dp)) != NULL;) {
 		const char *name = de->d_name;
 		struct stat st;
@@ -1237,16 +1230,11 @@ out:
  * files take the mtime of their last journaled change. */
 static int sync_times(struct reloc *r, int sdir, int ddir)
 {
-	int ret = 0, sfd = openat(sdir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dp;
+	DIR *dp = treeutil_opendir(sdir, ".");
+	int ret = 0;
 
-	if (sfd < 0)
+	if (dp == NULL)
 		return -errno;
-	dp = fdopendir(sfd);
-	if (dp == NULL) {
-		close(sfd);
-		return -errno;
-	}
 	for (struct dirent *de; ret == 0 && (de = readdir(dp)) != NULL;) {
 		struct stat st;
 		struct rfile *f;
@@ -1400,16 +1388,13 @@ static void remove_state(struct reloc *r)
 	pthread_mutex_unlock(&r->lock);
 	journal_close(j);
 	if (r->rdir_fd >= 0) {
-		int fd = openat(r->rdir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+		DIR *dp = treeutil_opendir(r->rdir_fd, ".");
 
 		if (dp != NULL) {
 			for (struct dirent *de; (de = readdir(dp)) != NULL;)
 				if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 					unlinkat(r->rdir_fd, de->d_name, 0);
 			closedir(dp);
-		} else if (fd >= 0) {
-			close(fd);
 		}
 		close(r->rdir_fd);
 		r->rdir_fd = -1;

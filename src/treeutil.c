@@ -20,6 +20,24 @@
 
 #include "relocfs/treeutil.h"
 
+DIR *treeutil_opendir(int dirfd, const char *name)
+{
+	int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+	int fd = openat(dirfd, name, strcmp(name, ".") == 0 ? flags : flags | O_NOFOLLOW);
+	DIR *dp;
+
+	if (fd < 0)
+		return NULL;
+	dp = fdopendir(fd);
+	if (dp == NULL) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+	}
+	return dp;
+}
+
 /* Copies the extended attributes of src to dst (both O_PATH, not
  * symlinks). Attributes the destination cannot hold fail the copy. */
 int treeutil_copy_xattrs(int src, int dst)
@@ -108,24 +126,20 @@ int treeutil_open_beneath(int dirfd, const char *rel, int flags)
 }
 
 /* Removes dirfd/name and everything below it, never following a link. */
-int treeutil_remove(int dirfd, const char *name)
+int treeutil_remove(int parent, const char *name)
 {
 	struct stat st;
 	int fd, ret = 0;
 	DIR *dp;
 
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+		return unlinkat(parent, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	dp = treeutil_opendir(parent, name);
+	if (dp == NULL)
 		return -errno;
-	dp = fdopendir(fd);
-	if (dp == NULL) {
-		close(fd);
-		return -errno;
-	}
+	fd = dirfd(dp);
 	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
@@ -135,7 +149,7 @@ int treeutil_remove(int dirfd, const char *name)
 			ret = r2;
 	}
 	closedir(dp);
-	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && ret == 0)
+	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT && ret == 0)
 		ret = -errno;
 	return ret;
 }

@@ -3,6 +3,7 @@
 #ifndef RELOCFS_TREEUTIL_H
 #define RELOCFS_TREEUTIL_H
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -15,6 +16,9 @@ int treeutil_copy_attrs(int src, int dst, const struct stat *st);
 int treeutil_set_times(int dst, const struct stat *st, const struct timespec *mtime);
 /* Opens rel beneath dirfd ("" for dirfd itself), no symlink on the way. */
 int treeutil_open_beneath(int dirfd, const char *rel, int flags);
+/* A directory stream of dirfd/name ("." for dirfd itself, read from its
+ * start), never through a symlink; NULL with errno set. */
+DIR *treeutil_opendir(int dirfd, const char *name);
 /* Removes dirfd/name and everything below it. A missing name is success. */
 int treeutil_remove(int dirfd, const char *name);
 
