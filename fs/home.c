@@ -25,6 +25,7 @@
 #include <sys/statvfs.h>
 
 #include "relocfs/fileutil.h"
+#include "relocfs/failpoint.h"
 #include "relocfs/fsops.h"
 #include "relocfs/home.h"
 #include "relocfs/log.h"
@@ -304,6 +305,8 @@ static int commit_placement(struct fs *fs, struct home *h, struct reloc *r)
 		ret = placement_save(fs->state_dirfd, &fs->placement);
 	if (ret < 0)
 		placement_set(&fs->placement, h->name, prev);	/* back as it was */
+	else
+		failpoint("flip-committed");
 out:
 	pthread_mutex_unlock(&fs->homes_lock);
 	free(prev);

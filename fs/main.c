@@ -23,6 +23,7 @@
 
 #include "relocfs/config.h"
 #include "relocfs/ctl.h"
+#include "relocfs/failpoint.h"
 #include "relocfs/fileutil.h"
 #include "relocfs/fsops.h"
 #include "relocfs/log.h"
@@ -195,16 +196,17 @@ static int ctl_dispatch(void *arg, int argc, char **argv, FILE *out, char *err, 
 {
 	struct fs *fs = arg;
 	const char *cmd = argv[0];
-	uint64_t v[4];
+	uint64_t v[5];
 
-	if (strcmp(cmd, "migrate") == 0 && argc == 7) {
+	if (strcmp(cmd, "migrate") == 0 && argc == 8) {
 		struct migrate_req req = { .home = argv[1], .datastore = argv[2] };
 		uint64_t id;
 		int ret;
 
 		if (!parse_u64(argv[3], &v[0]) || !parse_u64(argv[4], &v[1]) ||
 		    !parse_u64(argv[5], &v[2]) || !parse_u64(argv[6], &v[3]) ||
-		    v[1] > 60000 || v[2] > 1 || v[3] > 1 || argv[2][0] != '/') {
+		    !parse_u64(argv[7], &v[4]) ||
+		    v[1] > 60000 || v[2] > 1 || v[3] > 1 || v[4] > 1 || argv[2][0] != '/') {
 			snprintf(err, errlen, "malformed migrate request");
 			return -EINVAL;
 		}
@@ -216,6 +218,7 @@ static int ctl_dispatch(void *arg, int argc, char **argv, FILE *out, char *err, 
 		req.opts.journal_max_bytes = (uint64_t)fs->cfg->relocation.journal_max_mib << 20;
 		req.opts.keep_source = v[2] || fs->cfg->relocation.keep_source;
 		req.opts.manual_cutover = v[3];
+		req.opts.verify = v[4];
 		ret = home_migrate(fs, &req, &id, err, errlen);
 		if (ret == 0)
 			fprintf(out, "%llu\n", (unsigned long long)id);
@@ -272,6 +275,12 @@ int main(int argc, char *argv[])
 	if (cli.show_version) {
 		printf("relocfs %s (libfuse %s)\n", RELOCFS_VERSION, fuse_pkgversion());
 		ret = 0;
+		goto out;
+	}
+	if (failpoint_init() < 0) {
+		fprintf(stderr, "relocfs: RELOCFS_FAILPOINT '%s' is not NAME or NAME@N\n",
+			getenv("RELOCFS_FAILPOINT"));
+		ret = EXIT_USAGE;
 		goto out;
 	}
 	if (cli.source == NULL || cli.mountpoint == NULL || cli.extra_args) {

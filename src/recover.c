@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "relocfs/failpoint.h"
 #include "relocfs/fileutil.h"
 #include "relocfs/journal.h"
 #include "relocfs/log.h"
@@ -484,12 +485,15 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 		}
 		if (ret == 0 && syncfs(d) < 0)
 			ret = -errno;
+		if (ret == 0)
+			ret = treeutil_sync_tree(d);
 		if (ret < 0) {
 			if (err[0] == '\0')
 				snprintf(err, errlen, "%s: replaying onto %s/%s: %s", rname, st.to,
 					 st.home, strerror(-ret));
 			goto out;
 		}
+		failpoint("recover-replayed");
 		log_notice("recovery: %s of %s had cut over to %s; %ld journal records replayed "
 			   "onto it", rname, st.home, st.to, rp.records);
 	}
@@ -529,6 +533,7 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 		ret = replay_journal(rdir, rname, &rp, err, errlen);
 		if (ret < 0)
 			goto out;
+		failpoint("recover-replayed");
 		log_notice("recovery: %s of %s rolled back: %ld journal records replayed onto %s",
 			   rname, st.home, rp.records, st.from);
 		remove_home(st.to, st.home);
@@ -558,7 +563,13 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 	rp.root_fd = d;
 	ret = replay_journal(rdir, rname, &rp, err, errlen);
 	if (ret == 0)
+		failpoint("recover-replayed");
+	if (ret == 0)
 		ret = sync_attrs(s, d);
+	/* The placement names D from here on: every file of it durable first
+	 * (the copy's own flushes may not have reached it before the crash). */
+	if (ret == 0)
+		ret = treeutil_sync_tree(d);
 	if (ret < 0) {
 		if (err[0] == '\0')
 			snprintf(err, errlen, "%s: completing %s on %s: %s", rname, st.home, st.to,
@@ -572,6 +583,7 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 		snprintf(err, errlen, "%s: saving the placement: %s", rname, strerror(-ret));
 		goto out;
 	}
+	failpoint("recover-committed");
 	log_notice("recovery: %s of %s completed on %s: %ld journal records replayed",
 		   rname, st.home, st.to, rp.records);
 	if (!st.keep)

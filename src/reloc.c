@@ -39,6 +39,7 @@
 #include <xxhash.h>
 
 #include "relocfs/extmap.h"
+#include "relocfs/failpoint.h"
 #include "relocfs/fileutil.h"
 #include "relocfs/journal.h"
 #include "relocfs/log.h"
@@ -81,6 +82,7 @@ struct reloc {
 	int src_home_fd;		/* O_RDONLY directory */
 	int dst_ds_fd;
 	int dst_home_fd;		/* O_RDONLY directory, once prepared */
+	uint64_t dest_checked_ns;	/* atomic: last dest_check */
 	int state_dirfd;
 	int rdir_fd;			/* state_dir/reloc-<id> */
 	char rdir_name[32];
@@ -117,7 +119,7 @@ struct reloc {
 };
 
 static const char *const phase_names[] = {
-	"prepare", "copy", "converge", "ready", "cutover", "cleanup",
+	"prepare", "copy", "converge", "ready", "verify", "cutover", "cleanup",
 	"done", "failed", "aborted",
 };
 
@@ -172,11 +174,13 @@ static bool reloc_stopping(struct reloc *r)
 }
 
 /* Persists the phase so that a restarted relocfs knows what was going on
- * (src/recover.c reads it). */
-static void reloc_set_phase(struct reloc *r, enum reloc_phase phase)
+ * (src/recover.c reads it). Recovery trusts the phase, so a step that needs
+ * the new one on disk (a dropped generation, the flip, the detach) must not
+ * run when this fails. */
+static int reloc_set_phase(struct reloc *r, enum reloc_phase phase)
 {
 	char buf[3 * PATH_MAX];
-	int n;
+	int n, ret;
 
 	pthread_mutex_lock(&r->lock);
 	r->phase = phase;
@@ -185,16 +189,66 @@ static void reloc_set_phase(struct reloc *r, enum reloc_phase phase)
 	log_info("relocation %llu of %s: %s", (unsigned long long)r->id, r->home,
 		 reloc_phase_name(phase));
 	if (r->rdir_fd < 0)
-		return;
+		return 0;
 	n = snprintf(buf, sizeof(buf), "relocfs-relocation 1\nid %llu\nhome %s\nfrom %s\nto %s\nphase %s\nkeep %d\n",
 		     (unsigned long long)r->id, r->home, r->src_ds, r->dst_ds,
 		     reloc_phase_name(phase), r->opts.keep_source ? 1 : 0);
-	if (n > 0 && (size_t)n < sizeof(buf) - 32) {
-		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "xxh3 %016llx\n",
-			      (unsigned long long)XXH3_64bits(buf, (size_t)n));
-		if (fileutil_write_atomic(r->rdir_fd, "state", buf, (size_t)n) < 0)
-			log_warning("relocation %llu: cannot persist its state", (unsigned long long)r->id);
+	if (n <= 0 || (size_t)n >= sizeof(buf) - 32)
+		return -ENAMETOOLONG;
+	n += snprintf(buf + n, sizeof(buf) - (size_t)n, "xxh3 %016llx\n",
+		      (unsigned long long)XXH3_64bits(buf, (size_t)n));
+	ret = fileutil_write_atomic(r->rdir_fd, "state", buf, (size_t)n);
+	if (ret < 0)
+		log_error("relocation %llu: cannot persist its state (phase %s): %s",
+			  (unsigned long long)r->id, reloc_phase_name(phase), strerror(-ret));
+	return ret;
+}
+
+/* reloc_set_phase, or the relocation fails: for the steps recovery must
+ * know about before the next one runs. */
+static int reloc_enter(struct reloc *r, enum reloc_phase phase)
+{
+	int ret = reloc_set_phase(r, phase);
+
+	if (ret < 0)
+		reloc_fail(r, "cannot persist the phase %s in %s: %s", reloc_phase_name(phase),
+			   r->rdir_name, strerror(-ret));
+	return ret;
+}
+
+/* The destination is still what the relocation started on. A datastore
+ * unmounted (lazily) or replaced, or a home copy removed behind relocfs's
+ * back, would leave the copy where nobody can reach it after the flip. */
+static int dest_check(struct reloc *r)
+{
+	struct stat a, b;
+
+	if (stat(r->dst_ds, &a) < 0 || fstat(r->dst_ds_fd, &b) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		reloc_fail(r, "the destination datastore %s was unmounted or replaced", r->dst_ds);
+		return -ENODEV;
 	}
+	if (r->dst_home_fd < 0)
+		return 0;
+	if (fstatat(r->dst_ds_fd, r->home, &a, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fstat(r->dst_home_fd, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino ||
+	    b.st_nlink == 0) {
+		reloc_fail(r, "the destination copy %s/%s was removed or replaced", r->dst_ds, r->home);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* dest_check at most twice a second, from any thread. */
+static int dest_watch(struct reloc *r)
+{
+	uint64_t now = now_ns(), last = __atomic_load_n(&r->dest_checked_ns, __ATOMIC_RELAXED);
+
+	if (now - last < 500000000ull ||
+	    !__atomic_compare_exchange_n(&r->dest_checked_ns, &last, now, false,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return 0;
+	return dest_check(r);
 }
 
 /* A phase for status only, the state file keeps the one recovery needs. */
@@ -881,7 +935,7 @@ static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t e
 		size_t n = end - pos < COPY_CHUNK ? (size_t)(end - pos) : COPY_CHUNK;
 		ssize_t done = -1;
 
-		if (reloc_stopping(r))
+		if (reloc_stopping(r) || dest_watch(r) < 0)
 			return -ECANCELED;
 		pace_copy(r, n);
 		if (offload) {
@@ -902,6 +956,7 @@ static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t e
 		}
 		pos += (uint64_t)done;
 		__atomic_add_fetch(&r->bytes_copied, (uint64_t)done, __ATOMIC_RELAXED);
+		failpoint("copy-chunk");
 	}
 	return 0;
 }
@@ -1289,7 +1344,7 @@ static int converge(struct reloc *r)
 		uint64_t active = journal_active_bytes(r->j), applied, t0, dt;
 		uint32_t sealed;
 
-		if (reloc_stopping(r))
+		if (reloc_stopping(r) || dest_watch(r) < 0)
 			return -ECANCELED;
 		if (active <= budget_bytes(r))
 			return 0;
@@ -1310,20 +1365,160 @@ static int converge(struct reloc *r)
 		ret = journal_seal(r->j, &sealed);
 		if (ret < 0)
 			return ret;
+		failpoint("round-sealed");
 		t0 = now_ns();
 		ret = apply_all(r, sealed, &applied, true);
 		if (ret < 0)
 			return ret;
+		failpoint("round-applied");
 		dt = now_ns() - t0;
 		if (applied >= (1u << 20) && dt > 0)
 			__atomic_store_n(&r->apply_bps, applied * 1000000000ull / dt, __ATOMIC_RELAXED);
 		ret = journal_drop(r->j, sealed);
 		if (ret < 0)
 			return ret;
+		failpoint("round-dropped");
 		pthread_mutex_lock(&r->lock);
 		r->rounds++;
 		pthread_mutex_unlock(&r->lock);
 	}
+}
+
+/* ------------------------------------------------------------ verify */
+
+/* Blocks of [off, off+len) whose newest data is not on D yet (a journal
+ * record, or past a truncation the next apply makes) read as zeros on both
+ * sides: the final apply writes them from the checksummed journal. */
+static void verify_mask(const struct rfile *f, char *v, char *d, size_t len, uint64_t off)
+{
+	for (uint64_t pos = off; pos < off + len; pos += BS) {
+		const struct extmap_ent *e = extmap_get(&f->map, pos / BS);
+		size_t n = off + len - pos < BS ? (size_t)(off + len - pos) : BS;
+
+		if ((e != NULL && e->where == EXTMAP_JOURNAL) || pos >= f->d_cut) {
+			memset(v + (pos - off), 0, n);
+			memset(d + (pos - off), 0, n);
+		}
+	}
+}
+
+/* Compares D with the application's view of f, chunk by chunk, by XXH3-128.
+ * Each chunk is read under the file's lock, so both sides are the same
+ * instant; writers wait for one chunk at most. */
+static int verify_file(struct reloc *r, struct rfile *f, char *v, char *d)
+{
+	for (uint64_t off = 0;; off += COPY_CHUNK) {
+		size_t len = COPY_CHUNK, got = 0;
+		XXH128_hash_t hv, hd;
+		int ret;
+
+		if (reloc_stopping(r))
+			return -ECANCELED;
+		pthread_rwlock_rdlock(&f->lock);
+		if (off >= f->size) {
+			pthread_rwlock_unlock(&f->lock);
+			return 0;
+		}
+		if (f->size - off < len)
+			len = (size_t)(f->size - off);
+		ret = view_read(r, f, v, len, off);
+		while (ret == 0 && got < len) {
+			ssize_t n = pread(f->d_fd, d + got, len - got, (off_t)(off + got));
+
+			if (n < 0)
+				ret = -errno;
+			else if (n == 0)
+				break;
+			got += (size_t)n;
+		}
+		if (ret == 0) {
+			memset(d + got, 0, len - got);	/* short D: its zeros come with the apply */
+			verify_mask(f, v, d, len, off);
+		}
+		pthread_rwlock_unlock(&f->lock);
+		if (ret < 0)
+			return ret;
+		hv = XXH3_128bits(v, len);
+		hd = XXH3_128bits(d, len);
+		if (!XXH128_isEqual(hv, hd)) {
+			char rel[PATH_MAX];
+			size_t at = 0;
+
+			while (at < len && v[at] == d[at])
+				at++;
+			if (reloc_rel_path(r, f->b_fd, rel, sizeof(rel)) < 0)
+				snprintf(rel, sizeof(rel), "inode %llu", (unsigned long long)f->id);
+			reloc_fail(r, "verify: %s on %s differs from the source at byte %llu "
+				   "(chunk %llu, XXH3-128 %016llx%016llx, expected %016llx%016llx)",
+				   rel, r->dst_ds, (unsigned long long)off + at,
+				   (unsigned long long)(off / COPY_CHUNK),
+				   (unsigned long long)hd.high64, (unsigned long long)hd.low64,
+				   (unsigned long long)hv.high64, (unsigned long long)hv.low64);
+			return -EILSEQ;
+		}
+	}
+}
+
+/* --verify: every file of D against the source view, outside the pause. */
+static int verify_all(struct reloc *r)
+{
+	size_t n;
+	struct rfile **files = files_snapshot(r, &n);
+	char *v = malloc(COPY_CHUNK), *d = malloc(COPY_CHUNK);
+	uint64_t bytes = 0, t0 = now_ns();
+	int ret = 0;
+
+	if (files == NULL || v == NULL || d == NULL) {
+		ret = -ENOMEM;
+		reloc_fail(r, "verify: out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		ret = verify_file(r, files[i], v, d);
+		if (ret == 0)
+			bytes += files[i]->size;
+		else if (ret != -ECANCELED && ret != -EILSEQ)
+			reloc_fail(r, "verify: reading %s failed: %s", r->dst_ds, strerror(-ret));
+	}
+	if (ret == 0)
+		log_notice("relocation %llu of %s: verified %zu files, %llu bytes, in %.1f s",
+			   (unsigned long long)r->id, r->home, n, (unsigned long long)bytes,
+			   (double)(now_ns() - t0) / 1e9);
+out:
+	free(v);
+	free(d);
+	free(files);
+	return ret;
+}
+
+/* ------------------------------------------------------------ cutover */
+
+/* Every destination file whose source is still linked must still be linked:
+ * one removed behind relocfs's back would vanish at the flip. Outside the
+ * pause: one fstat a file. */
+static int dest_files_check(struct reloc *r)
+{
+	size_t n;
+	struct rfile **files = files_snapshot(r, &n);
+	int ret = 0;
+
+	if (files == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct stat b, d;
+		char rel[PATH_MAX];
+
+		if (fstat(files[i]->b_fd, &b) < 0 || b.st_nlink == 0)
+			continue;	/* unlinked through the mount: mirrored */
+		if (fstat(files[i]->d_fd, &d) == 0 && d.st_nlink > 0)
+			continue;
+		if (reloc_rel_path(r, files[i]->b_fd, rel, sizeof(rel)) < 0)
+			snprintf(rel, sizeof(rel), "inode %llu", (unsigned long long)files[i]->id);
+		reloc_fail(r, "the destination copy of %s in %s/%s was removed", rel, r->dst_ds, r->home);
+		ret = -ENOENT;
+	}
+	free(files);
+	return ret;
 }
 
 /* In the pause: the last generation onto D, times, the flip. Flushing D is
@@ -1336,9 +1531,13 @@ static int cutover(struct reloc *r)
 
 	r->host->quiesce(r->host_home);
 	t0 = now_ns();
-	ret = apply_all(r, 0, &applied, false);
+	ret = dest_check(r);
 	if (ret == 0)
+		ret = apply_all(r, 0, &applied, false);
+	if (ret == 0) {
+		failpoint("cutover-applied");
 		ret = sync_times(r, r->src_home_fd, r->dst_home_fd);
+	}
 	if (ret == 0) {
 		struct stat st;
 		int d = openat(r->dst_home_fd, ".", O_PATH | O_CLOEXEC);
@@ -1350,6 +1549,8 @@ static int cutover(struct reloc *r)
 	}
 	if (ret == 0)
 		ret = r->host->flip(r->host_home, r);
+	if (ret == 0)
+		failpoint("cutover-flipped");
 	pthread_mutex_lock(&r->lock);
 	r->pause_ms = (double)(now_ns() - t0) / 1e6;
 	pthread_mutex_unlock(&r->lock);
@@ -1364,7 +1565,10 @@ static int cutover(struct reloc *r)
 /* After the pause: makes the destination durable, then lets the operations
  * that waited for it go on. Until the state says cleanup, the journal is the
  * durable copy of the last generation, and a recovery replays it onto D;
- * acknowledging no fsync meanwhile keeps that replay from undoing one. */
+ * acknowledging no fsync meanwhile keeps that replay from undoing one.
+ * syncfs flushes a local filesystem in one commit; the fsyncs that follow
+ * are then cheap there, and are what reaches a datastore whose syncfs does
+ * not (a FUSE one, some network filesystems). */
 static int flush_dest(struct reloc *r)
 {
 	int ret = 0;
@@ -1372,7 +1576,13 @@ static int flush_dest(struct reloc *r)
 	if (syncfs(r->dst_home_fd) < 0)
 		ret = -errno;
 	if (ret == 0)
-		reloc_set_phase(r, RELOC_CLEANUP);
+		ret = treeutil_sync_tree(r->dst_home_fd);
+	if (ret == 0 && fsync(r->dst_ds_fd) < 0)
+		ret = -errno;
+	if (ret == 0) {
+		failpoint("flush-done");
+		reloc_set_phase(r, RELOC_CLEANUP);	/* else recovery replays: no harm */
+	}
 	r->host->durable(r->host_home);
 	return ret;
 }
@@ -1403,12 +1613,22 @@ static void remove_state(struct reloc *r)
 	fsync(r->state_dirfd);
 }
 
+/* Makes the source current again. The final phase is persisted while the
+ * home is still quiesced, after B is restored and flushed and before any
+ * write reaches B directly: a crash after that point must not have recovery
+ * roll forward to a destination that lacks those writes. */
 static void rollback(struct reloc *r, bool requested)
 {
+	enum reloc_phase final = requested ? RELOC_ABORTED : RELOC_FAILED;
 	int ret;
 
 	r->host->quiesce(r->host_home);
+	failpoint("rollback-quiesced");
 	ret = restore_source(r);
+	if (ret == 0) {
+		failpoint("rollback-restored");
+		ret = reloc_set_phase(r, final);
+	}
 	if (ret == 0)
 		r->host->detach(r->host_home, r);
 	r->host->resume(r->host_home);
@@ -1426,11 +1646,65 @@ static void rollback(struct reloc *r, bool requested)
 		log_error("relocation %llu of %s: %s", (unsigned long long)r->id, r->home, r->error);
 		return;
 	}
+	failpoint("rollback-state");
 	if (r->dst_home_fd >= 0 && treeutil_remove(r->dst_ds_fd, r->home) < 0)
 		log_warning("relocation %llu: could not remove %s/%s", (unsigned long long)r->id,
 			    r->dst_ds, r->home);
-	reloc_set_phase(r, requested ? RELOC_ABORTED : RELOC_FAILED);
+	fsync(r->dst_ds_fd);
+	failpoint("rollback-removed");
 	remove_state(r);
+}
+
+/* Converges, waits in READY for a manual cutover, verifies when asked:
+ * 0 when the cutover may start. */
+static int converge_until_cutover(struct reloc *r)
+{
+	bool verified = !r->opts.verify;
+	int ret;
+
+	for (;;) {
+		ret = converge(r);
+		if (ret < 0) {
+			if (ret != -ECANCELED)
+				reloc_fail(r, "apply to %s failed: %s", r->dst_ds, strerror(-ret));
+			return ret;
+		}
+		pthread_mutex_lock(&r->lock);
+		if (r->opts.manual_cutover && !r->cutover_req) {
+			struct timespec ts;
+
+			if (r->phase != RELOC_READY) {
+				pthread_mutex_unlock(&r->lock);
+				if (reloc_enter(r, RELOC_READY) < 0)
+					return -ECANCELED;
+				pthread_mutex_lock(&r->lock);
+			}
+			/* Keep converging while waiting, so the journal stays small. */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (!r->abort_req && !r->cutover_req && !r->failed)
+				pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+			pthread_mutex_unlock(&r->lock);
+			failpoint("ready");
+			continue;
+		}
+		pthread_mutex_unlock(&r->lock);
+		if (verified)
+			break;
+		/* In memory: recovery treats verify as the phase before it. */
+		reloc_set_phase_mem(r, RELOC_VERIFY);
+		if (verify_all(r) < 0)
+			return -ECANCELED;
+		failpoint("verify-done");
+		verified = true;	/* converge again: the journal grew meanwhile */
+	}
+	if (dest_check(r) < 0 || dest_files_check(r) < 0)
+		return -ECANCELED;
+	return 0;
 }
 
 static void *reloc_thread(void *arg)
@@ -1442,6 +1716,7 @@ static void *reloc_thread(void *arg)
 	r->host->quiesce(r->host_home);
 	ret = prepare(r);
 	if (ret == 0) {
+		failpoint("prepare-tree");
 		r->host->attach(r->host_home, r);
 		attached = true;
 	}
@@ -1450,48 +1725,29 @@ static void *reloc_thread(void *arg)
 		reloc_fail(r, "prepare on %s failed: %s", r->dst_ds, strerror(-ret));
 		goto out_rollback;
 	}
-	reloc_set_phase(r, RELOC_COPY);
+	if (reloc_enter(r, RELOC_COPY) < 0)
+		goto out_rollback;
+	failpoint("copy-start");
 	ret = copy_all(r);
 	if (ret < 0)
 		goto out_rollback;
-	reloc_set_phase(r, RELOC_CONVERGE);
-	for (;;) {
-		ret = converge(r);
-		if (ret < 0) {
-			if (ret != -ECANCELED)
-				reloc_fail(r, "apply to %s failed: %s", r->dst_ds, strerror(-ret));
-			goto out_rollback;
-		}
-		pthread_mutex_lock(&r->lock);
-		if (r->opts.manual_cutover && !r->cutover_req) {
-			if (r->phase != RELOC_READY) {
-				pthread_mutex_unlock(&r->lock);
-				reloc_set_phase(r, RELOC_READY);
-				pthread_mutex_lock(&r->lock);
-			}
-			/* Keep converging while waiting, so the journal stays small. */
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			if (!r->abort_req && !r->cutover_req && !r->failed)
-				pthread_cond_timedwait(&r->cond, &r->lock, &ts);
-			pthread_mutex_unlock(&r->lock);
-			continue;
-		}
-		pthread_mutex_unlock(&r->lock);
-		break;
-	}
-	reloc_set_phase(r, RELOC_CUTOVER);
+	failpoint("copy-done");
+	/* Before any generation is dropped: recovery rolls forward from here. */
+	if (reloc_enter(r, RELOC_CONVERGE) < 0)
+		goto out_rollback;
+	if (converge_until_cutover(r) < 0)
+		goto out_rollback;
+	/* Before the flip: a flipped placement with this phase makes recovery
+	 * replay the journal onto D, whose last generation may not be durable. */
+	if (reloc_enter(r, RELOC_CUTOVER) < 0)
+		goto out_rollback;
+	failpoint("cutover-state");
 	ret = cutover(r);
 	if (ret < 0) {
 		reloc_fail(r, "cutover failed: %s", strerror(-ret));
 		goto out_rollback;
 	}
+	failpoint("cutover-resumed");
 	ret = flush_dest(r);
 	if (ret < 0) {
 		/* The journal and the source stay: the next mount's recovery
@@ -1504,7 +1760,9 @@ static void *reloc_thread(void *arg)
 		reloc_set_phase_mem(r, RELOC_DONE);
 		goto out;
 	}
+	failpoint("cleanup-state");
 	remove_state(r);
+	failpoint("cleanup-journal");
 	if (!r->opts.keep_source) {
 		char name[NAME_MAX + 1];
 		int src_ds = open(r->src_ds, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1518,6 +1776,7 @@ static void *reloc_thread(void *arg)
 			close(src_ds);
 		}
 	}
+	failpoint("cleanup-source");
 	reloc_set_phase(r, RELOC_DONE);
 	goto out;
 out_rollback:
@@ -1595,8 +1854,9 @@ int reloc_start(struct reloc **rp, const struct reloc_params *p)
 		remove_state(r);
 		goto out;
 	}
-	reloc_set_phase(r, RELOC_PREPARE);
-	ret = -pthread_create(&r->thread, NULL, reloc_thread, r);
+	ret = reloc_set_phase(r, RELOC_PREPARE);
+	if (ret == 0)
+		ret = -pthread_create(&r->thread, NULL, reloc_thread, r);
 	if (ret < 0) {
 		remove_state(r);
 		goto out;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "relocfs/ctl.h"
+#include "relocfs/verify.h"
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -28,9 +29,11 @@ static void usage(FILE *fp)
 	fprintf(fp,
 		"usage: relocctl migrate PATH --to DATASTORE [--wait] [--rate MIB_PER_S]\n"
 		"                        [--pause-budget MS] [--keep-source] [--manual-cutover]\n"
+		"                        [--verify]\n"
 		"       relocctl status [PATH] [--json]\n"
 		"       relocctl cutover PATH\n"
 		"       relocctl abort PATH\n"
+		"       relocctl verify PATH --against DIR\n"
 		"       relocctl --help | --version\n"
 		"\n"
 		"PATH is a home in a relocfs mount (/mnt/ds1/vm1); for status, also the\n"
@@ -256,11 +259,12 @@ static int cmd_migrate(int argc, char **argv)
 		{ "pause-budget", required_argument, NULL, 'p' },
 		{ "keep-source", no_argument, NULL, 'k' },
 		{ "manual-cutover", no_argument, NULL, 'm' },
+		{ "verify", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *to = NULL;
 	char home[PATH_MAX], dst[2 * PATH_MAX + 2], rate[32] = "0", budget[32] = "0", *payload = NULL, *end;
-	bool wait = false, keep = false, manual = false;
+	bool wait = false, keep = false, manual = false, verify = false;
 	struct mount m;
 	int c, ret;
 
@@ -296,6 +300,9 @@ static int cmd_migrate(int argc, char **argv)
 		case 'm':
 			manual = true;
 			break;
+		case 'v':
+			verify = true;
+			break;
 		default:
 			return usage_error("migrate: unknown or incomplete option '%s'", argv[optind - 1]);
 		}
@@ -319,9 +326,10 @@ static int cmd_migrate(int argc, char **argv)
 		snprintf(dst, sizeof(dst), "%s", to);
 	}
 	{
-		const char *req[] = { "migrate", home, dst, rate, budget, keep ? "1" : "0", manual ? "1" : "0" };
+		const char *req[] = { "migrate", home, dst, rate, budget, keep ? "1" : "0",
+				      manual ? "1" : "0", verify ? "1" : "0" };
 
-		if (call(&m, 7, req, &payload) < 0)
+		if (call(&m, 8, req, &payload) < 0)
 			return EXIT_FAIL;
 	}
 	payload[strcspn(payload, "\n")] = '\0';
@@ -349,6 +357,40 @@ static int cmd_simple(const char *what, int argc, char **argv)
 	}
 	free(payload);
 	return 0;
+}
+
+/* Compares any two copies of a tree; needs no daemon. Exit status like
+ * diff(1): 0 the same, 1 differences, 2 trouble. */
+static int cmd_verify(int argc, char **argv)
+{
+	const char *path = NULL, *against = NULL;
+	struct verify_result res;
+	char err[PATH_MAX + 256];
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--against") == 0 && i + 1 < argc)
+			against = argv[++i];
+		else if (strncmp(argv[i], "--against=", 10) == 0)
+			against = argv[i] + 10;
+		else if (argv[i][0] == '-' && argv[i][1] != '\0')
+			return usage_error("verify: unknown or incomplete option '%s'", argv[i]);
+		else if (path == NULL)
+			path = argv[i];
+		else
+			return usage_error("relocctl verify PATH --against DIR");
+	}
+	if (path == NULL || against == NULL || *path == '\0' || *against == '\0')
+		return usage_error("relocctl verify PATH --against DIR");
+	if (verify_trees(path, against, stdout, &res, err, sizeof(err)) < 0) {
+		fflush(stdout);
+		fprintf(stderr, "relocctl: verify: %s\n", err);
+		return EXIT_USAGE;
+	}
+	printf("verify: %llu objects, %llu bytes compared: %s%llu differ%s\n",
+	       (unsigned long long)res.objects, (unsigned long long)res.bytes,
+	       res.differ ? "" : "none, ", (unsigned long long)res.differ,
+	       res.differ ? "" : " (the same)");
+	return res.differ ? EXIT_FAIL : 0;
 }
 
 static int cmd_status(int argc, char **argv)
@@ -426,6 +468,8 @@ int main(int argc, char *argv[])
 	}
 	if (strcmp(argv[1], "migrate") == 0)
 		return cmd_migrate(argc - 1, argv + 1);
+	if (strcmp(argv[1], "verify") == 0)
+		return cmd_verify(argc - 1, argv + 1);
 	if (strcmp(argv[1], "status") == 0)
 		return cmd_status(argc - 1, argv + 1);
 	if (strcmp(argv[1], "cutover") == 0 || strcmp(argv[1], "abort") == 0)

@@ -154,3 +154,44 @@ int treeutil_remove(int parent, const char *name)
 	return ret;
 }
 
+
+/* Flushes every regular file and directory below dirfd, and dirfd itself,
+ * never following a link. fsync on a read-only descriptor is enough. */
+int treeutil_sync_tree(int dirfd)
+{
+	DIR *dp = treeutil_opendir(dirfd, ".");
+	int ret = 0;
+
+	if (dp == NULL)
+		return -errno;
+	for (struct dirent *de; ret == 0 && (de = readdir(dp)) != NULL;) {
+		struct stat st;
+		int fd;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno != ENOENT)
+				ret = -errno;
+			continue;
+		}
+		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+			continue;
+		fd = openat(dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+			    (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+		if (fd < 0) {
+			if (errno != ENOENT)
+				ret = -errno;
+			continue;
+		}
+		if (S_ISDIR(st.st_mode))
+			ret = treeutil_sync_tree(fd);
+		else if (fsync(fd) < 0)
+			ret = -errno;
+		close(fd);
+	}
+	closedir(dp);
+	if (ret == 0 && fsync(dirfd) < 0)
+		ret = -errno;
+	return ret;
+}

@@ -15,6 +15,7 @@ enum reloc_phase {
 	RELOC_COPY,
 	RELOC_CONVERGE,
 	RELOC_READY,		/* converged, waiting for a manual cutover */
+	RELOC_VERIFY,		/* comparing D with the source view (--verify) */
 	RELOC_CUTOVER,
 	RELOC_CLEANUP,
 	RELOC_DONE,
@@ -31,6 +32,7 @@ struct reloc_opts {
 	uint64_t journal_max_bytes;	/* journal size that fails the relocation, 0: none */
 	bool keep_source;
 	bool manual_cutover;
+	bool verify;			/* D against the source view before the cutover */
 };
 
 struct reloc;

@@ -1,0 +1,14 @@
+/* failpoint: named points in the relocation and recovery paths where a
+ * crash test can have relocfs killed, deterministically.
+ *
+ * RELOCFS_FAILPOINT=NAME or NAME@N in the environment of the daemon makes
+ * the N-th pass (default 1) through the point NAME log "failpoint NAME" and
+ * raise SIGKILL. Unset, a failpoint costs one load and a branch. */
+#ifndef RELOCFS_FAILPOINT_H
+#define RELOCFS_FAILPOINT_H
+
+/* Reads RELOCFS_FAILPOINT. 0, or -EINVAL for a malformed value. */
+int failpoint_init(void);
+void failpoint(const char *name);
+
+#endif
