@@ -139,6 +139,25 @@ static void gate_leave(struct home *h)
 		pthread_rwlock_unlock(&h->gate);
 }
 
+/* An engine operation failed while its relocation fails (the journal could
+ * not take the data: its filesystem full or failing): wait, outside the
+ * gate, for the rollback to make the source current, so the caller retries
+ * there and the application never sees the relocation's error. False when
+ * the error is the operation's own, or the rollback itself failed. Called
+ * and returns with the gate held. */
+static bool wait_rollback(struct home *h, const struct inode *inode)
+{
+	for (;;) {
+		if (inode->rfile == NULL)
+			return true;
+		if (h->reloc == NULL || !reloc_failing(h->reloc))
+			return inode->rfile == NULL;
+		gate_leave(h);
+		usleep(5000);
+		gate_enter(h);
+	}
+}
+
 /* Right after a cutover, what must be durable waits until the destination
  * is (see flush_dest in src/reloc.c). Called with the gate held shared:
  * the flush does not need the gate. */
@@ -420,9 +439,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		meta = true;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
-		if (rf != NULL)
+		if (rf != NULL) {
 			ret = reloc_file_truncate(h->reloc, rf, attr->st_size);
-		else if ((fd >= 0 ? ftruncate(fd, attr->st_size) : truncate(path, attr->st_size)) < 0)
+			if (ret < 0 && wait_rollback(h, inode)) {
+				rf = NULL;	/* rolled back: on the source */
+				ret = 0;
+			}
+		}
+		if (rf == NULL &&
+		    (fd >= 0 ? ftruncate(fd, attr->st_size) : truncate(path, attr->st_size)) < 0)
 			ret = -errno;
 		if (ret < 0)
 			goto out;
@@ -841,6 +866,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (inode->rfile != NULL && (fi->flags & O_TRUNC)) {
 		ret = reloc_file_truncate(h->reloc, inode->rfile, 0);
+		if (ret < 0 && wait_rollback(h, inode))
+			ret = ftruncate(fd, 0) < 0 ? -errno : 0;
 		if (ret < 0) {
 			close(fd);
 			goto out;
@@ -910,7 +937,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	struct open_file *of = of_of(fi);
 	struct home *h = gate_enter(of->inode->home);
 	size_t size = fuse_buf_size(in);
-	ssize_t n;
+	ssize_t n = 0;
 
 	if (of->inode->rfile != NULL) {
 		const char *data = in->buf[0].mem;
@@ -922,7 +949,11 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			n = reloc_file_write(h->reloc, of->inode->rfile, data, size, off,
 					     (of->flags & O_APPEND) != 0,
 					     (of->flags & (O_SYNC | O_DSYNC)) != 0);
-	} else if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+		if (n >= 0 || !wait_rollback(h, of->inode))
+			goto out;
+		n = 0;	/* rolled back: on the source, below */
+	}
+	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
 		if (of->flags & (O_SYNC | O_DSYNC))
 			wait_durable(h);
 		n = pwrite(of->fd, in->buf[0].mem, size, off);
@@ -936,6 +967,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		out.buf[0].pos = off;
 		n = fuse_buf_copy(&out, in, 0);
 	}
+out:
 	if (n > 0 && of->groups != NULL)
 		kill_sgid_on_write(req, of, ino);
 	gate_leave(h);
@@ -979,10 +1011,17 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 	(void)ino;
 	wait_durable(h);
-	if (of->inode->rfile != NULL)
+	if (of->inode->rfile != NULL) {
 		ret = reloc_file_sync(h->reloc, of->inode->rfile);
-	else if ((datasync ? fdatasync(of->fd) : fsync(of->fd)) < 0)
+		/* Rolled back: the source was restored and flushed; the
+		 * fsync below covers the rest. */
+		if (ret == 0 || !wait_rollback(h, of->inode))
+			goto out;
+		ret = 0;
+	}
+	if ((datasync ? fdatasync(of->fd) : fsync(of->fd)) < 0)
 		ret = -errno;
+out:
 	gate_leave(h);
 	fuse_reply_err(req, -ret);
 }
@@ -1390,10 +1429,15 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	int ret = 0;
 
 	(void)ino;
-	if (of->inode->rfile != NULL)
+	if (of->inode->rfile != NULL) {
 		ret = reloc_file_fallocate(h->reloc, of->inode->rfile, mode, offset, length);
-	else if (fallocate(of->fd, mode, offset, length) < 0)
+		if (ret == 0 || !wait_rollback(h, of->inode))
+			goto out;
+		ret = 0;	/* rolled back: on the source, below */
+	}
+	if (fallocate(of->fd, mode, offset, length) < 0)
 		ret = -errno;
+out:
 	gate_leave(h);
 	fuse_reply_err(req, -ret);
 }

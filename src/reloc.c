@@ -1613,6 +1613,23 @@ static void remove_state(struct reloc *r)
 	fsync(r->state_dirfd);
 }
 
+/* The state dir cannot take the final phase (full, most likely, which is
+ * often why the relocation failed): B is restored and flushed, so the
+ * journal is no longer needed. Unlinking the state file needs no space and
+ * makes recovery forget the relocation; the journal goes next. Only the
+ * destination copy, removed right after, is not known to recovery then. */
+static int forget_journal(struct reloc *r)
+{
+	if (unlinkat(r->rdir_fd, "state", 0) < 0 && errno != ENOENT)
+		return -errno;
+	if (fsync(r->rdir_fd) < 0)
+		return -errno;
+	log_warning("relocation %llu: could not record the rollback; its state and journal "
+		    "are removed instead", (unsigned long long)r->id);
+	remove_state(r);
+	return 0;
+}
+
 /* Makes the source current again. The final phase is persisted while the
  * home is still quiesced, after B is restored and flushed and before any
  * write reaches B directly: a crash after that point must not have recovery
@@ -1628,6 +1645,8 @@ static void rollback(struct reloc *r, bool requested)
 	if (ret == 0) {
 		failpoint("rollback-restored");
 		ret = reloc_set_phase(r, final);
+		if (ret < 0)
+			ret = forget_journal(r);
 	}
 	if (ret == 0)
 		r->host->detach(r->host_home, r);
@@ -1895,6 +1914,16 @@ int reloc_cutover(struct reloc *r)
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 	return ret;
+}
+
+bool reloc_failing(struct reloc *r)
+{
+	bool failing;
+
+	pthread_mutex_lock(&r->lock);
+	failing = r->failed && r->phase < RELOC_DONE;
+	pthread_mutex_unlock(&r->lock);
+	return failing;
 }
 
 void reloc_get_status(struct reloc *r, struct reloc_status *st)

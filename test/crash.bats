@@ -167,6 +167,30 @@ crash_check_data() {
 	assert_not_exist "$DST/vm1"
 }
 
+@test "a state dir that fills up rolls the relocation back; no write or fsync fails" {
+	rfs_tmpfs "$STATE" 6m
+	reloc_mount
+	head -c 8M /dev/urandom >"$BATS_TEST_TMPDIR/r1"
+	head -c 8M /dev/urandom >"$BATS_TEST_TMPDIR/r2"
+	reloc_migrate vm1 "$DST" --rate 1
+	local id=$RELOC_ID
+	reloc_wait_phase "$id" copy
+	# 16 MiB of journal for a 6 MiB filesystem: appends fail with ENOSPC
+	run dd if="$BATS_TEST_TMPDIR/r1" of="$MNT/vm1/disk-flat.vmdk" bs=64k conv=notrunc,fsync status=none
+	assert_success
+	run dd if="$BATS_TEST_TMPDIR/r2" of="$MNT/vm1/disk-flat.vmdk" bs=64k conv=notrunc,fsync status=none
+	assert_success
+	reloc_wait_phase "$id" failed 60
+	reloc_status
+	[[ $(rq get "$id" error) == "journal "*"failed: No space left on device"* ]] ||
+		fail "error: $(rq get "$id" error)"
+	cmp -- "$BATS_TEST_TMPDIR/r2" "$MNT/vm1/disk-flat.vmdk"
+	cmp -- "$BATS_TEST_TMPDIR/r2" "$SRC/vm1/disk-flat.vmdk"
+	reloc_assert_home_on vm1 "$SRC"
+	assert_not_exist "$DST/vm1"
+	reloc_assert_no_journal
+}
+
 @test "a home's datastore gone at mount: relocfs refuses rather than serve the home from elsewhere" {
 	reloc_mount
 	reloc_migrate vm1 "$DST" --wait --keep-source

@@ -95,6 +95,10 @@ int reloc_start(struct reloc **rp, const struct reloc_params *params);
 int reloc_abort(struct reloc *r);
 int reloc_cutover(struct reloc *r);
 void reloc_get_status(struct reloc *r, struct reloc_status *st);
+/* True from a failure (a destination or journal error) until the rollback
+ * has ended: an operation the journal could not take may then be retried
+ * on the source. */
+bool reloc_failing(struct reloc *r);
 /* Waits for the relocation thread and frees it (after finished). */
 void reloc_free(struct reloc *r);
 
