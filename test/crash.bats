@@ -107,6 +107,11 @@ crash_check_data() {
 		if [ -e "$SRC/vm1" ] && [ -e "$DST/vm1" ]; then
 			fail "after the kill at ${delay}s the home is on both datastores"
 		fi
+		# the next round starts from what this one left, with writes of
+		# its own (a writer with the same seed would repeat this one's)
+		cp -- "$MNT/vm1/disk-flat.vmdk" "$BASE"
+		: >"$LOG"
+		SEED=$((SEED + 1))
 		reloc_umount
 	done
 }
