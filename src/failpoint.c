@@ -6,7 +6,7 @@
  *   prepare-tree copy-start copy-chunk copy-done round-sealed round-applied
  *   round-dropped ready verify-done cutover-state cutover-applied
  *   flip-committed cutover-flipped cutover-resumed flush-done cleanup-state
- *   cleanup-journal cleanup-source
+ *   cleanup-source cleanup-journal
  * on a rollback: rollback-quiesced rollback-restored rollback-state
  *   rollback-removed
  * and in recovery at mount: recover-replayed recover-committed.

@@ -83,6 +83,8 @@ struct reloc {
 	int dst_ds_fd;
 	int dst_home_fd;		/* O_RDONLY directory, once prepared */
 	uint64_t dest_checked_ns;	/* atomic: last dest_check */
+	struct xlink *xlinks;		/* during prepare: linked non-regular files */
+	size_t nxlinks;
 	int state_dirfd;
 	int rdir_fd;			/* state_dir/reloc-<id> */
 	char rdir_name[32];
@@ -773,6 +775,47 @@ void reloc_file_times_set(struct reloc *r, struct rfile *f)
 /* Builds the destination tree of one source directory: directories,
  * symlinks, special files and empty (sized, sparse) regular files whose
  * data the copier fills in. */
+/* A fifo, device, socket or symlink with several names in the home: the
+ * first name found is created, the others are linked to it, so that
+ * (for a fifo) readers and writers still meet after the flip. */
+struct xlink {
+	dev_t dev;
+	ino_t ino;
+	int fd;			/* O_PATH on the destination object */
+};
+
+static int xlink_find(struct reloc *r, const struct stat *st)
+{
+	for (size_t i = 0; i < r->nxlinks; i++)
+		if (r->xlinks[i].dev == st->st_dev && r->xlinks[i].ino == st->st_ino)
+			return r->xlinks[i].fd;
+	return -1;
+}
+
+static int xlink_add(struct reloc *r, const struct stat *st, int ddir, const char *name)
+{
+	struct xlink *v = realloc(r->xlinks, (r->nxlinks + 1) * sizeof(*v));
+	int fd;
+
+	if (v == NULL)
+		return -ENOMEM;
+	r->xlinks = v;
+	fd = openat(ddir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	v[r->nxlinks++] = (struct xlink){ st->st_dev, st->st_ino, fd };
+	return 0;
+}
+
+static void xlinks_free(struct reloc *r)
+{
+	for (size_t i = 0; i < r->nxlinks; i++)
+		close(r->xlinks[i].fd);
+	free(r->xlinks);
+	r->xlinks = NULL;
+	r->nxlinks = 0;
+}
+
 static int build_tree(struct reloc *r, int sdir, int ddir)
 {
 	DIR *dp = treeutil_opendir(sdir, ".");
@@ -823,6 +866,13 @@ static int build_tree(struct reloc *r, int sdir, int ddir)
 				break;
 			}
 			s = d = -1;
+		} else if (st.st_nlink > 1 && (d = xlink_find(r, &st)) >= 0) {
+			int x = d;
+
+			d = -1;
+			if (linkat(x, "", ddir, name, AT_EMPTY_PATH) < 0)
+				goto fail;
+			continue;
 		} else if (S_ISLNK(st.st_mode)) {
 			char target[PATH_MAX + 1];
 			ssize_t n = readlinkat(sdir, name, target, PATH_MAX);
@@ -835,6 +885,8 @@ static int build_tree(struct reloc *r, int sdir, int ddir)
 		} else if (mknodat(ddir, name, st.st_mode, st.st_rdev) < 0) {
 			goto fail;
 		}
+		if (ret == 0 && !S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && st.st_nlink > 1)
+			ret = xlink_add(r, &st, ddir, name);
 		if (ret == 0) {
 			int so = openat(sdir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 			int dob = openat(ddir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -888,6 +940,7 @@ static int prepare(struct reloc *r)
 	if (r->dst_home_fd < 0)
 		return -errno;
 	ret = build_tree(r, r->src_home_fd, r->dst_home_fd);
+	xlinks_free(r);
 	if (ret < 0)
 		return ret;
 	ret = check_links(r);
@@ -1581,7 +1634,9 @@ static int flush_dest(struct reloc *r)
 		ret = -errno;
 	if (ret == 0) {
 		failpoint("flush-done");
-		reloc_set_phase(r, RELOC_CLEANUP);	/* else recovery replays: no harm */
+		/* Recovery of a "cutover" maps the journal through the source
+		 * tree: without this phase on disk the source must stay. */
+		ret = reloc_set_phase(r, RELOC_CLEANUP);
 	}
 	r->host->durable(r->host_home);
 	return ret;
@@ -1780,8 +1835,8 @@ static void *reloc_thread(void *arg)
 		goto out;
 	}
 	failpoint("cleanup-state");
-	remove_state(r);
-	failpoint("cleanup-journal");
+	/* The source copy before the state: a crash in between leaves the
+	 * state, and recovery finishes the removal. */
 	if (!r->opts.keep_source) {
 		char name[NAME_MAX + 1];
 		int src_ds = open(r->src_ds, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1796,6 +1851,8 @@ static void *reloc_thread(void *arg)
 		}
 	}
 	failpoint("cleanup-source");
+	remove_state(r);
+	failpoint("cleanup-journal");
 	reloc_set_phase(r, RELOC_DONE);
 	goto out;
 out_rollback:

@@ -8,6 +8,8 @@
 #define CTL_DIR "/run/relocfs"
 #define CTL_MAX_REQUEST 4096
 #define CTL_MAX_FIELDS 16
+#define CTL_MAX_CONNS 64	/* connections read at once; the oldest makes room */
+#define CTL_TIMEOUT_MS 5000	/* for a request to arrive */
 
 /* Serves one request: fields of the request line; writes the payload of a
  * success to out, or a one-line reason to err and returns -errno. */
