@@ -51,6 +51,7 @@
 #define COPY_CHUNK (1u << 20)
 #define APPLY_CHUNK (1u << 20)
 #define DEFAULT_APPLY_BPS (200ull << 20)
+#define CONVERGED_BYTES (256u << 10)	/* left for the pause: no more rounds */
 
 struct rfile {
 	struct rfile *next;	/* hash chain, under r->files_lock */
@@ -1007,6 +1008,9 @@ static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t e
 				return ret;
 			done = (ssize_t)n;
 		}
+		/* Start writeback now: the file's fdatasync then finds little
+		 * left, and the copy does not fill the page cache. */
+		sync_file_range(f->d_fd, (off_t)pos, done, SYNC_FILE_RANGE_WRITE);
 		pos += (uint64_t)done;
 		__atomic_add_fetch(&r->bytes_copied, (uint64_t)done, __ATOMIC_RELAXED);
 		failpoint("copy-chunk");
@@ -1014,10 +1018,9 @@ static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t e
 	return 0;
 }
 
-/* Copies B's data extents to D; holes stay holes. */
-static int copy_file(struct reloc *r, struct rfile *f, char *buf)
+/* Copies B's data extents in [off, end) to D; holes stay holes. */
+static int copy_extents(struct reloc *r, struct rfile *f, uint64_t off, uint64_t end, char *buf)
 {
-	uint64_t off = 0, end = f->b_size;
 	int ret = 0;
 
 	while (off < end) {
@@ -1025,6 +1028,8 @@ static int copy_file(struct reloc *r, struct rfile *f, char *buf)
 
 		if (data < 0)
 			return errno == ENXIO ? 0 : -errno;
+		if ((uint64_t)data >= end)
+			return 0;
 		hole = lseek(f->b_fd, data, SEEK_HOLE);
 		if (hole < 0)
 			return -errno;
@@ -1035,15 +1040,22 @@ static int copy_file(struct reloc *r, struct rfile *f, char *buf)
 			return ret;
 		off = (uint64_t)hole;
 	}
-	/* Flush as the copy goes, so the cutover flushes only the last round. */
-	if (fdatasync(f->d_fd) < 0)
-		return -errno;
 	return 0;
 }
 
+/* Files are cut into segments that the copy threads share, so one big
+ * disk is read and written by all of them at once. */
+#define COPY_SEGMENT (64ull << 20)
+
+struct copy_seg {
+	struct rfile *f;
+	uint64_t start, end;
+	size_t *left;		/* atomic: segments of f not yet copied */
+};
+
 struct copy_job {
 	struct reloc *r;
-	struct rfile **files;
+	struct copy_seg *segs;
 	size_t n;
 	size_t next;		/* atomic */
 };
@@ -1059,11 +1071,18 @@ static void *copy_worker(void *arg)
 	}
 	for (;;) {
 		size_t i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+		struct copy_seg *sg;
 		int ret;
 
 		if (i >= job->n)
 			break;
-		ret = copy_file(job->r, job->files[i], buf);
+		sg = &job->segs[i];
+		ret = copy_extents(job->r, sg->f, sg->start, sg->end, buf);
+		/* Flush as the copy goes, so the cutover flushes only the
+		 * last round: once, by whoever copied a file's last segment. */
+		if (ret == 0 && __atomic_sub_fetch(sg->left, 1, __ATOMIC_ACQ_REL) == 0 &&
+		    fdatasync(sg->f->d_fd) < 0)
+			ret = -errno;
 		if (ret == -ECANCELED)
 			break;
 		if (ret < 0) {
@@ -1080,11 +1099,32 @@ static int copy_all(struct reloc *r)
 	struct copy_job job = { .r = r };
 	pthread_t tids[16];
 	unsigned nt = r->opts.copy_threads, started = 0;
+	size_t nfiles = 0, nsegs = 0, *left = NULL;
+	struct rfile **files = files_snapshot(r, &nfiles);
 	int ret = 0;
 
-	job.files = files_snapshot(r, &job.n);
-	if (job.files == NULL)
+	if (files == NULL)
 		return -ENOMEM;
+	for (size_t i = 0; i < nfiles; i++)
+		nsegs += files[i]->b_size ? (size_t)((files[i]->b_size + COPY_SEGMENT - 1) / COPY_SEGMENT) : 1;
+	job.segs = calloc(nsegs ? nsegs : 1, sizeof(*job.segs));
+	left = calloc(nfiles ? nfiles : 1, sizeof(*left));
+	if (job.segs == NULL || left == NULL) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nfiles; i++) {
+		uint64_t off = 0;
+
+		do {
+			uint64_t end = files[i]->b_size - off > COPY_SEGMENT ? off + COPY_SEGMENT
+									  : files[i]->b_size;
+
+			job.segs[job.n++] = (struct copy_seg){ files[i], off, end, &left[i] };
+			left[i]++;
+			off = end;
+		} while (off < files[i]->b_size);
+	}
 	if (nt == 0)
 		nt = 1;
 	if (nt > 16)
@@ -1099,12 +1139,17 @@ static int copy_all(struct reloc *r)
 		copy_worker(&job);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
-	free(job.files);
-	if (reloc_stopping(r))
-		return -ECANCELED;
+	if (reloc_stopping(r)) {
+		ret = -ECANCELED;
+		goto out;
+	}
 	/* Holes inside allocated extents: what was planned is now done. */
 	__atomic_store_n(&r->bytes_copied, __atomic_load_n(&r->bytes_total, __ATOMIC_RELAXED),
 			 __ATOMIC_RELAXED);
+out:
+	free(left);
+	free(job.segs);
+	free(files);
 	return ret;
 }
 
@@ -1399,7 +1444,10 @@ static int converge(struct reloc *r)
 
 		if (reloc_stopping(r) || dest_watch(r) < 0)
 			return -ECANCELED;
-		if (active <= budget_bytes(r))
+		/* Within the budget, go on while rounds still halve what is
+		 * left: the pause is what the last round leaves. */
+		if (active <= budget_bytes(r) &&
+		    (active <= CONVERGED_BYTES || prev == UINT64_MAX || active > prev / 2))
 			return 0;
 		/* Rounds that stop shrinking mean writers outrun the apply:
 		 * slow them to half of what a round applies, then less. */
@@ -1579,7 +1627,7 @@ static int dest_files_check(struct reloc *r)
  * can take longer than the whole budget. */
 static int cutover(struct reloc *r)
 {
-	uint64_t t0, applied;
+	uint64_t t0, t1 = 0, t2 = 0, t3 = 0, applied = 0;
 	int ret;
 
 	r->host->quiesce(r->host_home);
@@ -1587,10 +1635,12 @@ static int cutover(struct reloc *r)
 	ret = dest_check(r);
 	if (ret == 0)
 		ret = apply_all(r, 0, &applied, false);
+	t1 = now_ns();
 	if (ret == 0) {
 		failpoint("cutover-applied");
 		ret = sync_times(r, r->src_home_fd, r->dst_home_fd);
 	}
+	t2 = now_ns();
 	if (ret == 0) {
 		struct stat st;
 		int d = openat(r->dst_home_fd, ".", O_PATH | O_CLOEXEC);
@@ -1602,6 +1652,7 @@ static int cutover(struct reloc *r)
 	}
 	if (ret == 0)
 		ret = r->host->flip(r->host_home, r);
+	t3 = now_ns();
 	if (ret == 0)
 		failpoint("cutover-flipped");
 	pthread_mutex_lock(&r->lock);
@@ -1610,8 +1661,10 @@ static int cutover(struct reloc *r)
 	__atomic_store_n(&r->throttle_bps, 0, __ATOMIC_RELAXED);
 	r->host->resume(r->host_home);
 	if (ret == 0)
-		log_notice("relocation %llu of %s: cut over to %s, pause %.3f ms",
-			   (unsigned long long)r->id, r->home, r->dst_ds, r->pause_ms);
+		log_notice("relocation %llu of %s: cut over to %s, pause %.3f ms (apply of %llu KiB "
+			   "%.3f, times %.3f, flip %.3f)", (unsigned long long)r->id, r->home, r->dst_ds,
+			   r->pause_ms, (unsigned long long)(applied >> 10), (double)(t1 - t0) / 1e6,
+			   (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6);
 	return ret;
 }
 
