@@ -27,7 +27,7 @@ UNIT      := $(patsubst test/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
 UNIT_SAN  := $(patsubst test/unit/%.c,$(B)/unit-san/%,$(UNIT_SRC))
 
 .SECONDARY: $(LIB_OBJ) $(SAN_OBJ)
-.PHONY: all install uninstall check unit deps demo bench lint clean
+.PHONY: all install uninstall check unit testtools deps demo bench lint clean
 all: $(B)/relocfs $(B)/relocctl
 
 $(B)/obj/%.o: %.c $(HEADERS)
@@ -60,15 +60,31 @@ $(B)/unit-san/%: test/unit/%.c test/unit/unit.h $(SAN_OBJ)
 
 unit: $(UNIT) $(UNIT_SAN)
 
+# Test-only programs: faultfs, a FUSE layer that holds writes until fsync
+# (a power cut drops them) and fails the destination on demand.
+testtools: $(B)/faultfs
+
+$(B)/faultfs: test/tools/faultfs.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
 # Installs what is missing (Debian packages, as root), builds, runs every
 # test and prints "N passed, N failed, N skipped".
 check: deps
-	$(MAKE) all unit
+	$(MAKE) all unit testtools
 	$(MAKE) lint
 	test/run-all
 
 deps:
 	@src/tools/deps.sh
+
+# Measures relocfs against native, bindfs, mergerfs, cp -a and rsync -a and
+# prints ratios (test/bench/run; sizes and run counts in its header).
+bench:
+	@RELOCFS_BENCH=1 src/tools/deps.sh
+	$(MAKE) all
+	test/bench/run
 
 demo: deps
 	$(MAKE) all

@@ -72,6 +72,7 @@ struct rfile {
 	uint64_t d_cut;		/* smallest size since the last apply, or UINT64_MAX */
 	struct timespec mtime;	/* of the last journaled change */
 	bool mtime_dirty;
+	bool b_synced;		/* atomic: B flushed since the attach */
 };
 
 struct reloc {
@@ -497,6 +498,18 @@ ssize_t reloc_file_read(struct reloc *r, struct rfile *f, char *buf, size_t size
 	return ret < 0 ? ret : (ssize_t)size;
 }
 
+/* Writes made before the attach may still sit in B's page cache: an fsync
+ * acknowledged through the journal alone would not cover them. */
+static int base_sync(struct rfile *f)
+{
+	if (__atomic_load_n(&f->b_synced, __ATOMIC_ACQUIRE))
+		return 0;
+	if (fdatasync(f->b_fd) < 0)
+		return -errno;
+	__atomic_store_n(&f->b_synced, true, __ATOMIC_RELEASE);
+	return 0;
+}
+
 /* Slows writers when the rounds stop shrinking, so convergence is certain. */
 static void throttle(struct reloc *r, size_t len)
 {
@@ -604,8 +617,12 @@ ssize_t reloc_file_write(struct reloc *r, struct rfile *f, const char *buf, size
 	touch_mtime(f);
 out:
 	pthread_rwlock_unlock(&f->lock);
-	if (ret == 0 && sync)
+	if (ret == 0 && sync) {
+		ret = base_sync(f);
+		if (ret < 0)
+			return ret;
 		ret = journal_sync(r->j);
+	}
 	if (ret < 0) {
 		/* The journal could not take it: fail the relocation, never the
 		 * write's data, which the caller still holds; the rollback
@@ -716,9 +733,10 @@ int reloc_file_fallocate(struct reloc *r, struct rfile *f, int mode, off_t off, 
 
 int reloc_file_sync(struct reloc *r, struct rfile *f)
 {
-	int ret;
+	int ret = base_sync(f);
 
-	(void)f;
+	if (ret < 0)
+		return ret;	/* the source's own error: no reason to fail */
 	ret = journal_sync(r->j);
 	if (ret < 0)
 		reloc_fail(r, "journal sync failed: %s", strerror(-ret));
@@ -1782,6 +1800,23 @@ static void rollback(struct reloc *r, bool requested)
 	remove_state(r);
 }
 
+/* Flushes every B once, outside the pause, so that the applications'
+ * first fsyncs find nothing left to do there. */
+static void sync_bases(struct reloc *r)
+{
+	size_t n;
+	struct rfile **files = files_snapshot(r, &n);
+
+	for (size_t i = 0; files != NULL && i < n; i++) {
+		int ret = base_sync(files[i]);
+
+		if (ret < 0)
+			log_warning("relocation %llu: flushing a source file: %s",
+				    (unsigned long long)r->id, strerror(-ret));
+	}
+	free(files);
+}
+
 /* Converges, waits in READY for a manual cutover, verifies when asked:
  * 0 when the cutover may start. */
 static int converge_until_cutover(struct reloc *r)
@@ -1854,6 +1889,7 @@ static void *reloc_thread(void *arg)
 	}
 	if (reloc_enter(r, RELOC_COPY) < 0)
 		goto out_rollback;
+	sync_bases(r);
 	failpoint("copy-start");
 	ret = copy_all(r);
 	if (ret < 0)
