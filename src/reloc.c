@@ -1465,7 +1465,7 @@ static int converge(struct reloc *r)
 		/* Within the budget, go on while rounds still halve what is
 		 * left: the pause is what the last round leaves. */
 		if (active <= budget_bytes(r) &&
-		    (active <= CONVERGED_BYTES || prev == UINT64_MAX || active > prev / 2))
+		    (active <= CONVERGED_BYTES || (prev != UINT64_MAX && active > prev / 2)))
 			return 0;
 		/* Rounds that stop shrinking mean writers outrun the apply:
 		 * slow them to half of what a round applies, then less. */
