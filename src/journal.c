@@ -36,6 +36,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "relocfs/fileutil.h"
 #include "relocfs/journal.h"
 
 #define JOURNAL_FILE_MAGIC "RLFSJRNL"
@@ -82,44 +83,13 @@ static void file_header(uint32_t gen, unsigned char hdr[JOURNAL_FILE_HDR])
 	memcpy(hdr + 24, &sum, 8);
 }
 
-static int pwrite_full(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
+/* A journal read never runs past the end: the index said it was there. */
 static int pread_full(int fd, void *buf, size_t len, off_t off)
 {
-	char *p = buf;
+	size_t got;
+	int ret = fileutil_pread_full(fd, buf, len, off, &got);
 
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;	/* past the end: the index is wrong */
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return ret < 0 ? ret : got < len ? -EIO : 0;
 }
 
 /* Creates generation gen's file in slot; caller holds j->lock or owns j. */
@@ -134,7 +104,7 @@ static int gen_create(struct journal *j, int slot, uint32_t gen)
 	if (fd < 0)
 		return -errno;
 	file_header(gen, hdr);
-	ret = pwrite_full(fd, hdr, sizeof(hdr), 0);
+	ret = fileutil_pwrite_full(fd, hdr, sizeof(hdr), 0);
 	if (ret == 0 && fdatasync(fd) < 0)
 		ret = -errno;
 	if (ret == 0 && fsync(j->dirfd) < 0)

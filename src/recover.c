@@ -227,16 +227,7 @@ static int replay_rec(const struct journal_rec *rec, const void *data,
 		return fd;
 	switch (rec->type) {
 	case JOURNAL_WRITE:
-		for (size_t done = 0; done < rec->length;) {
-			ssize_t n = pwrite(fd, (const char *)data + done, rec->length - done,
-					   (off_t)(rec->offset + done));
-
-			if (n < 0) {
-				ret = -errno;
-				break;
-			}
-			done += (size_t)n;
-		}
+		ret = fileutil_pwrite_full(fd, data, rec->length, (off_t)rec->offset);
 		break;
 	case JOURNAL_TRUNCATE:
 		if (ftruncate(fd, (off_t)rec->offset) < 0)
@@ -483,8 +474,6 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 			rp.root_fd = d;
 			ret = replay_journal(rdir, rname, &rp, err, errlen);
 		}
-		if (ret == 0 && syncfs(d) < 0)
-			ret = -errno;
 		if (ret == 0)
 			ret = treeutil_sync_tree(d);
 		if (ret < 0) {

@@ -45,6 +45,7 @@
 #include "relocfs/log.h"
 #include "relocfs/reloc.h"
 #include "relocfs/treeutil.h"
+#include "relocfs/verify.h"
 
 #define BS EXTMAP_BLOCK
 #define FILE_BUCKETS 4096
@@ -386,42 +387,6 @@ static char *scratch(size_t n)
 	return tls_buf;
 }
 
-static int pread_full(int fd, char *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, off + (off_t)done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0) {
-			memset(buf + done, 0, len - done);	/* past EOF reads as zeros */
-			break;
-		}
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-static int pwrite_full(int fd, const char *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, buf + done, len - done, off + (off_t)done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 /* Reads [off, off+len) of the current view, f->lock held; len may run past
  * the size (zeros). Consecutive blocks from one place are read at once. */
 static int view_read(struct reloc *r, struct rfile *f, char *buf, size_t len, uint64_t off)
@@ -459,7 +424,7 @@ static int view_read(struct reloc *r, struct rfile *f, char *buf, size_t len, ui
 			break;
 		}
 		case EXTMAP_DEST:
-			ret = pread_full(f->d_fd, buf + (pos - off), n, (off_t)pos);
+			ret = fileutil_pread_full(f->d_fd, buf + (pos - off), n, (off_t)pos, NULL);
 			break;
 		case EXTMAP_ZERO:
 			memset(buf + (pos - off), 0, n);
@@ -470,7 +435,7 @@ static int view_read(struct reloc *r, struct rfile *f, char *buf, size_t len, ui
 			} else {
 				size_t from_b = (size_t)(f->b_limit - pos < n ? f->b_limit - pos : n);
 
-				ret = pread_full(f->b_fd, buf + (pos - off), from_b, (off_t)pos);
+				ret = fileutil_pread_full(f->b_fd, buf + (pos - off), from_b, (off_t)pos, NULL);
 				memset(buf + (pos - off) + from_b, 0, n - from_b);
 			}
 			break;
@@ -791,9 +756,6 @@ void reloc_file_times_set(struct reloc *r, struct rfile *f)
 
 /* ------------------------------------------------------------- prepare */
 
-/* Builds the destination tree of one source directory: directories,
- * symlinks, special files and empty (sized, sparse) regular files whose
- * data the copier fills in. */
 /* A fifo, device, socket or symlink with several names in the home: the
  * first name found is created, the others are linked to it, so that
  * (for a fifo) readers and writers still meet after the flip. */
@@ -835,6 +797,9 @@ static void xlinks_free(struct reloc *r)
 	r->nxlinks = 0;
 }
 
+/* Builds the destination tree of one source directory: directories,
+ * symlinks, special files and empty (sized, sparse) regular files whose
+ * data the copier fills in. */
 static int build_tree(struct reloc *r, int sdir, int ddir)
 {
 	DIR *dp = treeutil_opendir(sdir, ".");
@@ -1018,10 +983,10 @@ static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t e
 				offload = false;	/* cross-fs or unsupported: copy by hand */
 		}
 		if (done <= 0) {
-			int ret = pread_full(f->b_fd, buf, n, (off_t)pos);
+			int ret = fileutil_pread_full(f->b_fd, buf, n, (off_t)pos, NULL);
 
 			if (ret == 0)
-				ret = pwrite_full(f->d_fd, buf, n, (off_t)pos);
+				ret = fileutil_pwrite_full(f->d_fd, buf, n, (off_t)pos);
 			if (ret < 0)
 				return ret;
 			done = (ssize_t)n;
@@ -1236,7 +1201,7 @@ static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct 
 			if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				      (off_t)(p->block * BS), (off_t)(k * BS)) < 0) {
 				memset(buf, 0, k * BS);
-				ret = pwrite_full(fd, buf, k * BS, (off_t)(p->block * BS));
+				ret = fileutil_pwrite_full(fd, buf, k * BS, (off_t)(p->block * BS));
 			}
 		} else {
 			if (p->where == EXTMAP_JOURNAL) {
@@ -1244,10 +1209,10 @@ static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct 
 
 				ret = journal_read(r->j, &loc, buf, k * BS);
 			} else {
-				ret = pread_full(f->d_fd, buf, k * BS, (off_t)(p->block * BS));
+				ret = fileutil_pread_full(f->d_fd, buf, k * BS, (off_t)(p->block * BS), NULL);
 			}
 			if (ret == 0)
-				ret = pwrite_full(fd, buf, k * BS, (off_t)(p->block * BS));
+				ret = fileutil_pwrite_full(fd, buf, k * BS, (off_t)(p->block * BS));
 		}
 		if (ret < 0)
 			return ret;
@@ -1527,8 +1492,7 @@ static void verify_mask(const struct rfile *f, char *v, char *d, size_t len, uin
 static int verify_file(struct reloc *r, struct rfile *f, char *v, char *d)
 {
 	for (uint64_t off = 0;; off += COPY_CHUNK) {
-		size_t len = COPY_CHUNK, got = 0;
-		XXH128_hash_t hv, hd;
+		size_t len = COPY_CHUNK, at, last;
 		int ret;
 
 		if (reloc_stopping(r))
@@ -1541,30 +1505,18 @@ static int verify_file(struct reloc *r, struct rfile *f, char *v, char *d)
 		if (f->size - off < len)
 			len = (size_t)(f->size - off);
 		ret = view_read(r, f, v, len, off);
-		while (ret == 0 && got < len) {
-			ssize_t n = pread(f->d_fd, d + got, len - got, (off_t)(off + got));
-
-			if (n < 0)
-				ret = -errno;
-			else if (n == 0)
-				break;
-			got += (size_t)n;
-		}
-		if (ret == 0) {
-			memset(d + got, 0, len - got);	/* short D: its zeros come with the apply */
+		/* A short D reads as zeros: its zeros come with the apply. */
+		if (ret == 0)
+			ret = fileutil_pread_full(f->d_fd, d, len, (off_t)off, NULL);
+		if (ret == 0)
 			verify_mask(f, v, d, len, off);
-		}
 		pthread_rwlock_unlock(&f->lock);
 		if (ret < 0)
 			return ret;
-		hv = XXH3_128bits(v, len);
-		hd = XXH3_128bits(d, len);
-		if (!XXH128_isEqual(hv, hd)) {
+		if (verify_chunk(v, d, len, &at, &last)) {
+			XXH128_hash_t hv = XXH3_128bits(v, len), hd = XXH3_128bits(d, len);
 			char rel[PATH_MAX];
-			size_t at = 0;
 
-			while (at < len && v[at] == d[at])
-				at++;
 			if (reloc_rel_path(r, f->b_fd, rel, sizeof(rel)) < 0)
 				snprintf(rel, sizeof(rel), "inode %llu", (unsigned long long)f->id);
 			reloc_fail(r, "verify: %s on %s differs from the source at byte %llu "
@@ -1689,18 +1641,11 @@ static int cutover(struct reloc *r)
 /* After the pause: makes the destination durable, then lets the operations
  * that waited for it go on. Until the state says cleanup, the journal is the
  * durable copy of the last generation, and a recovery replays it onto D;
- * acknowledging no fsync meanwhile keeps that replay from undoing one.
- * syncfs flushes a local filesystem in one commit; the fsyncs that follow
- * are then cheap there, and are what reaches a datastore whose syncfs does
- * not (a FUSE one, some network filesystems). */
+ * acknowledging no fsync meanwhile keeps that replay from undoing one. */
 static int flush_dest(struct reloc *r)
 {
-	int ret = 0;
+	int ret = treeutil_sync_tree(r->dst_home_fd);
 
-	if (syncfs(r->dst_home_fd) < 0)
-		ret = -errno;
-	if (ret == 0)
-		ret = treeutil_sync_tree(r->dst_home_fd);
 	if (ret == 0 && fsync(r->dst_ds_fd) < 0)
 		ret = -errno;
 	if (ret == 0) {

@@ -155,9 +155,9 @@ int treeutil_remove(int parent, const char *name)
 }
 
 
-/* Flushes every regular file and directory below dirfd, and dirfd itself,
- * never following a link. fsync on a read-only descriptor is enough. */
-int treeutil_sync_tree(int dirfd)
+/* fsync of every regular file and directory below dirfd, and dirfd itself,
+ * never following a link; fsync on a read-only descriptor is enough. */
+static int sync_below(int dirfd)
 {
 	DIR *dp = treeutil_opendir(dirfd, ".");
 	int ret = 0;
@@ -185,7 +185,7 @@ int treeutil_sync_tree(int dirfd)
 			continue;
 		}
 		if (S_ISDIR(st.st_mode))
-			ret = treeutil_sync_tree(fd);
+			ret = sync_below(fd);
 		else if (fsync(fd) < 0)
 			ret = -errno;
 		close(fd);
@@ -194,4 +194,14 @@ int treeutil_sync_tree(int dirfd)
 	if (ret == 0 && fsync(dirfd) < 0)
 		ret = -errno;
 	return ret;
+}
+
+/* syncfs first: a local filesystem commits everything at once, and the
+ * fsyncs that follow find nothing left there; they are what reaches a
+ * datastore whose syncfs does not (a FUSE one, some network ones). */
+int treeutil_sync_tree(int dirfd)
+{
+	if (syncfs(dirfd) < 0)
+		return -errno;
+	return sync_below(dirfd);
 }

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "relocfs/fileutil.h"
 #include "relocfs/treeutil.h"
 #include "relocfs/verify.h"
 
@@ -51,22 +52,19 @@ static const char *show(const char *rel)
 	return rel[0] ? rel : ".";
 }
 
-static int read_full(int fd, char *buf, size_t len, uint64_t off, size_t *got)
+bool verify_chunk(const char *a, const char *b, size_t len, size_t *first, size_t *last)
 {
-	*got = 0;
-	while (*got < len) {
-		ssize_t n = pread(fd, buf + *got, len - *got, (off_t)(off + *got));
+	size_t i, j;
 
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		*got += (size_t)n;
-	}
-	return 0;
+	if (XXH128_isEqual(XXH3_128bits(a, len), XXH3_128bits(b, len)))
+		return false;
+	for (i = 0; i < len && a[i] == b[i]; i++)
+		;
+	for (j = len ? len - 1 : 0; j > i && a[j] == b[j]; j--)
+		;
+	*first = i;
+	*last = j;
+	return true;
 }
 
 struct ranges {
@@ -105,26 +103,19 @@ static int compare_files(struct walk *w, int pa, const char *name_a, int pb, con
 	}
 	for (uint64_t off = 0; off < common; off += VERIFY_CHUNK) {
 		size_t len = common - off < VERIFY_CHUNK ? (size_t)(common - off) : VERIFY_CHUNK;
-		size_t ga, gb, first, last;
+		size_t first, last;
 
-		ret = read_full(fa, w->a, len, off, &ga);
+		/* A file that shrank under us: what is gone reads as zeros. */
+		ret = fileutil_pread_full(fa, w->a, len, (off_t)off, NULL);
 		if (ret == 0)
-			ret = read_full(fb, w->b, len, off, &gb);
+			ret = fileutil_pread_full(fb, w->b, len, (off_t)off, NULL);
 		if (ret < 0) {
 			snprintf(w->err, w->errlen, "reading %s: %s", show(rel), strerror(-ret));
 			goto out;
 		}
-		/* A file that shrank under us: what is gone reads as zeros. */
-		memset(w->a + ga, 0, len - ga);
-		memset(w->b + gb, 0, len - gb);
 		w->res->bytes += len;
-		if (XXH128_isEqual(XXH3_128bits(w->a, len), XXH3_128bits(w->b, len)))
-			continue;
-		for (first = 0; first < len && w->a[first] == w->b[first]; first++)
-			;
-		for (last = len - 1; last > first && w->a[last] == w->b[last]; last--)
-			;
-		ranges_add(&rg, off + first, off + last);
+		if (verify_chunk(w->a, w->b, len, &first, &last))
+			ranges_add(&rg, off + first, off + last);
 	}
 	if (sa->st_size != sb->st_size)
 		fprintf(w->out, "size differs: %s (%lld vs %lld bytes)\n", show(rel),

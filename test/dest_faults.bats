@@ -11,6 +11,7 @@
 #      mode with SIGUSR1: test/tools/faultfs.c)
 #   2. the destination's copy of the home is removed behind relocfs's back
 #   3. the destination datastore's filesystem is unmounted lazily
+#   4. one file of the destination copy is removed before the cutover
 #
 # The copy is slowed down (--rate 1, 4 MiB of data) so that the fault hits
 # it while it runs.
@@ -134,6 +135,18 @@ df_assert_rolled_back() {
 	! rfs_is_mounted "$dfs"
 	df_assert_failed "unmounted"
 	# what the path shows now (the directory below the old mount) got nothing
+	assert_not_exist "$DST/vm1"
+	df_assert_rolled_back
+}
+
+@test "one destination file removed behind relocfs's back before a manual cutover: failed (removed), rolled back" {
+	reloc_mount
+	reloc_writer_start w "$MNT/vm1/disk-flat.vmdk" --seed 64 --interval 0.002
+	reloc_migrate vm1 "$DST" --manual-cutover
+	reloc_wait_phase "$RELOC_ID" ready 60
+	rm -- "$DST/vm1/vm1.nvram"
+	run -0 rctl cutover "$MNT/vm1"
+	df_assert_failed "the destination copy of vm1.nvram"
 	assert_not_exist "$DST/vm1"
 	df_assert_rolled_back
 }

@@ -21,8 +21,9 @@ int treeutil_open_beneath(int dirfd, const char *rel, int flags);
 DIR *treeutil_opendir(int dirfd, const char *name);
 /* Removes dirfd/name and everything below it. A missing name is success. */
 int treeutil_remove(int dirfd, const char *name);
-/* fsync of every regular file and directory below dirfd and of dirfd: what
- * reaches a datastore whose syncfs does not (FUSE, some network ones). */
+/* syncfs, then fsync of every regular file and directory below dirfd and
+ * of dirfd: what reaches a datastore whose syncfs does not (FUSE, some
+ * network filesystems). */
 int treeutil_sync_tree(int dirfd);
 
 #endif

@@ -4,6 +4,8 @@
 #ifndef RELOCFS_VERIFY_H
 #define RELOCFS_VERIFY_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -25,6 +27,10 @@ struct verify_result {
  *   content differs: REL: bytes X-Y, ...   (inclusive ranges)
  * 0 when the walk completed (res says whether anything differs), or a
  * negative errno with err set, naming the path that could not be read. */
+/* Compares two chunks by XXH3-128: false when they are the same, else true
+ * with the offsets of the first and last differing byte. */
+bool verify_chunk(const char *a, const char *b, size_t len, size_t *first, size_t *last);
+
 int verify_trees(const char *a, const char *b, FILE *out, struct verify_result *res,
 		 char *err, size_t errlen);
 
