@@ -191,8 +191,7 @@ static void fix_attr(struct inode *inode, struct stat *st)
 
 	if (inode->rfile != NULL && h != NULL && h->reloc != NULL)
 		reloc_file_stat(h->reloc, inode->rfile, st);
-	if (inode->ino_shown != 0)
-		st->st_ino = inode->ino_shown;
+	st->st_ino = inode->ino_shown;
 }
 
 static int stat_inode(struct inode *inode, struct stat *st)
@@ -231,6 +230,11 @@ static int do_lookup(struct fs *fs, struct inode *dir, struct home *h,
 		return -errno;
 	if (created) {
 		inode->home = h;
+		inode->ino_shown = inomap_get(&fs->inomap, e->attr.st_dev, e->attr.st_ino);
+		if (inode->ino_shown == 0) {
+			inode_table_forget(&fs->inodes, inode, 1);
+			return -ENOMEM;
+		}
 		if (h != NULL && h->reloc != NULL && S_ISREG(e->attr.st_mode))
 			inode->rfile = reloc_file_find(h->reloc, e->attr.st_dev, e->attr.st_ino);
 	}
@@ -1090,15 +1094,16 @@ static int dir_add(struct dir_builder *b, const char *name, ino_t ino, unsigned 
 	return 0;
 }
 
-static int dir_read_fd(struct dir_builder *b, int dirfd, struct fs *fs, bool root)
+static int dir_read_fd(struct dir_builder *b, const struct inode *dir, struct fs *fs, bool root)
 {
-	DIR *dp = treeutil_opendir(dirfd, ".");
+	DIR *dp = treeutil_opendir(dir->fd, ".");
 	int ret = 0;
 
 	if (dp == NULL)
 		return -errno;
 	for (;;) {
 		struct dirent *de;
+		uint64_t ino;
 
 		errno = 0;
 		de = readdir(dp);
@@ -1115,7 +1120,8 @@ static int dir_read_fd(struct dir_builder *b, int dirfd, struct fs *fs, bool roo
 			if (placed)
 				continue;
 		}
-		ret = dir_add(b, de->d_name, de->d_ino, de->d_type);
+		ino = inomap_get(&fs->inomap, dir->dev, de->d_ino);
+		ret = ino == 0 ? -ENOMEM : dir_add(b, de->d_name, ino, de->d_type);
 		if (ret < 0)
 			break;
 	}
@@ -1142,8 +1148,11 @@ static int dir_add_placed(struct dir_builder *b, struct fs *fs)
 		struct home *h = home_get(fs, names[i]);
 		struct stat st;
 
-		if (ret == 0 && h != NULL && fstatat(h->ds_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0)
-			ret = dir_add(b, names[i], st.st_ino, (unsigned char)(IFTODT(st.st_mode)));
+		if (ret == 0 && h != NULL && fstatat(h->ds_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			uint64_t ino = inomap_get(&fs->inomap, st.st_dev, st.st_ino);
+
+			ret = ino == 0 ? -ENOMEM : dir_add(b, names[i], ino, (unsigned char)(IFTODT(st.st_mode)));
+		}
 		free(names[i]);
 	}
 	free(names);
@@ -1158,7 +1167,7 @@ static int dir_load(struct fs *fs, struct dir_handle *d)
 	int ret;
 
 	dir_clear(d);
-	ret = dir_read_fd(&b, d->inode->fd, fs, root);
+	ret = dir_read_fd(&b, d->inode, fs, root);
 	gate_leave(h);
 	if (ret == 0 && root)
 		ret = dir_add_placed(&b, fs);
@@ -1533,7 +1542,9 @@ int fsops_flip(struct fs *fs, struct home *h, struct reloc *r, int dst_ds_fd,
 {
 	struct inode **inodes = NULL;
 	struct open_file *of;
-	size_t n = 0, nfiles = 0, k = 0;
+	struct inomap_pair *keys = NULL;
+	struct inomap_carry *carry = NULL;
+	size_t n = 0, nfiles = 0, k = 0, nkeys = 0;
 	int *newfd = NULL, *newof = NULL, ret;
 
 	ret = inode_table_collect(&fs->inodes, h, &inodes, &n);
@@ -1544,7 +1555,8 @@ int fsops_flip(struct fs *fs, struct home *h, struct reloc *r, int dst_ds_fd,
 		nfiles++;
 	newfd = malloc((n + 1) * sizeof(*newfd));
 	newof = malloc((nfiles + 1) * sizeof(*newof));
-	if (newfd == NULL || newof == NULL) {
+	keys = malloc((n + 1) * sizeof(*keys));
+	if (newfd == NULL || newof == NULL || keys == NULL) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -1573,6 +1585,21 @@ int fsops_flip(struct fs *fs, struct home *h, struct reloc *r, int dst_ds_fd,
 			newfd[i] = -1;
 		}
 	}
+	/* Each held object's copy, keyed as the inode table will know it. */
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct stat st;
+
+		if (newfd[i] < 0)
+			continue;
+		if (fstat(newfd[i], &st) < 0) {
+			ret = -errno;
+			break;
+		}
+		keys[nkeys++] = (struct inomap_pair){ .odev = inodes[i]->dev, .oino = inodes[i]->ino,
+						      .ndev = st.st_dev, .nino = st.st_ino };
+	}
+	if (ret == 0)
+		ret = inomap_carry_prepare(reloc_ino_pairs(r), keys, nkeys, &carry);
 	for (of = h->files; of != NULL && ret == 0; of = of->next, k++) {
 		char path[PROC_PATH_MAX];
 		size_t i;
@@ -1590,18 +1617,18 @@ int fsops_flip(struct fs *fs, struct home *h, struct reloc *r, int dst_ds_fd,
 		ret = commit_placement(fs, h, r);
 	if (ret < 0)
 		goto out;
-	/* Commit: nothing below fails. */
-	for (size_t i = 0; i < n; i++) {
+	/* Commit: nothing below fails. Every object keeps its number. */
+	inomap_carry_commit(&fs->inomap, carry);
+	carry = NULL;
+	for (size_t i = 0, j = 0; i < n; i++) {
 		struct inode *in = inodes[i];
-		struct stat st;
 
 		in->rfile = NULL;
-		if (newfd[i] < 0 || fstat(newfd[i], &st) < 0)
+		if (newfd[i] < 0)
 			continue;
-		if (in->ino_shown == 0)
-			in->ino_shown = in->ino;
 		dup2(newfd[i], in->fd);
-		inode_table_rekey(&fs->inodes, in, st.st_dev, st.st_ino);
+		inode_table_rekey(&fs->inodes, in, keys[j].ndev, keys[j].nino);
+		j++;
 	}
 	k = 0;
 	for (of = h->files; of != NULL; of = of->next, k++)
@@ -1620,9 +1647,11 @@ out:
 			close(newof[i]);
 	for (size_t i = 0; i < n; i++)
 		inode_table_forget(&fs->inodes, inodes[i], 1);
+	inomap_carry_cancel(carry);
 	free(inodes);
 	free(newfd);
 	free(newof);
+	free(keys);
 	return ret;
 }
 
@@ -1646,6 +1675,19 @@ void fsops_attach(struct fs *fs, struct home *h, struct reloc *r)
 	free(inodes);
 }
 
+/* An object the kernel forgot and whose last link is gone gives its
+ * number up (only exceptions hold one). */
+static void inode_freed(struct inode_table *t, const struct inode *inode)
+{
+	struct fs *fs = (struct fs *)(void *)((char *)t - offsetof(struct fs, inodes));
+	struct stat st;
+
+	if (inomap_exceptions(&fs->inomap) == 0)
+		return;
+	if (fstat(inode->fd, &st) == 0 && st.st_nlink == 0)
+		inomap_drop(&fs->inomap, inode->dev, inode->ino);
+}
+
 int fs_init(struct fs *fs, const struct config *cfg, int root_fd,
 	    const char *source, const char *mountpoint, int state_dirfd)
 {
@@ -1666,9 +1708,17 @@ int fs_init(struct fs *fs, const struct config *cfg, int root_fd,
 	ret = inode_table_init(&fs->inodes, root_fd);
 	if (ret < 0)
 		return ret;
-	ret = homes_init(fs);
+	fs->inodes.on_free = inode_freed;
+	ret = inomap_init(&fs->inomap, fs->inodes.root.dev);
 	if (ret < 0)
+		goto out;
+	fs->inodes.root.ino_shown = inomap_get(&fs->inomap, fs->inodes.root.dev, fs->inodes.root.ino);
+	ret = homes_init(fs);
+out:
+	if (ret < 0) {
+		inomap_destroy(&fs->inomap);
 		inode_table_destroy(&fs->inodes);
+	}
 	return ret;
 }
 
@@ -1676,4 +1726,5 @@ void fs_destroy(struct fs *fs)
 {
 	homes_destroy(fs);
 	inode_table_destroy(&fs->inodes);
+	inomap_destroy(&fs->inomap);
 }

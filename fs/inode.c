@@ -163,6 +163,8 @@ void inode_table_forget(struct inode_table *t, struct inode *inode, uint64_t n)
 	unlink_locked(t, inode);
 	t->count--;
 	pthread_mutex_unlock(&t->lock);
+	if (t->on_free != NULL)
+		t->on_free(t, inode);
 	close(inode->fd);
 	free(inode);
 }

@@ -41,6 +41,7 @@
 #include "relocfs/extmap.h"
 #include "relocfs/failpoint.h"
 #include "relocfs/fileutil.h"
+#include "relocfs/inomap.h"
 #include "relocfs/journal.h"
 #include "relocfs/log.h"
 #include "relocfs/reloc.h"
@@ -86,6 +87,7 @@ struct reloc {
 	int dst_ds_fd;
 	int dst_home_fd;		/* O_RDONLY directory, once prepared */
 	uint64_t dest_checked_ns;	/* atomic: last dest_check */
+	struct inomap_pairs pairs;	/* source object -> its copy, for the flip */
 	struct xlink *xlinks;		/* during prepare: linked non-regular files */
 	size_t nxlinks;
 	int state_dirfd;
@@ -797,6 +799,28 @@ static void xlinks_free(struct reloc *r)
 	r->nxlinks = 0;
 }
 
+/* The copy of the source object st is the destination object dob: at
+ * cutover it takes the source's inode number. */
+static int pair_add(struct reloc *r, const struct stat *st, int dob)
+{
+	struct stat d;
+
+	if (fstat(dob, &d) < 0)
+		return -errno;
+	return inomap_pairs_add(&r->pairs, st->st_dev, st->st_ino, d.st_dev, d.st_ino);
+}
+
+/* name in the destination directory dp is about to go: when it is the
+ * object's last link, the object dies and its number may be reused. */
+static void pair_drop_last_link(struct reloc *r, int dp, const char *name)
+{
+	struct stat d;
+
+	if (fstatat(dp, name, &d, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    (S_ISDIR(d.st_mode) || d.st_nlink <= 1))
+		inomap_pairs_drop_dest(&r->pairs, d.st_dev, d.st_ino);
+}
+
 /* Builds the destination tree of one source directory: directories,
  * symlinks, special files and empty (sized, sparse) regular files whose
  * data the copier fills in. */
@@ -876,6 +900,8 @@ static int build_tree(struct reloc *r, int sdir, int ddir)
 			int dob = openat(ddir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
 			ret = so < 0 || dob < 0 ? -errno : treeutil_copy_attrs(so, dob, &st);
+			if (ret == 0)
+				ret = pair_add(r, &st, dob);
 			if (so >= 0)
 				close(so);
 			if (dob >= 0)
@@ -935,6 +961,8 @@ static int prepare(struct reloc *r)
 	so = openat(r->src_home_fd, ".", O_PATH | O_CLOEXEC);
 	dob = openat(r->dst_home_fd, ".", O_PATH | O_CLOEXEC);
 	ret = so < 0 || dob < 0 ? -errno : treeutil_copy_attrs(so, dob, &st);
+	if (ret == 0)
+		ret = pair_add(r, &st, dob);
 	if (so >= 0)
 		close(so);
 	if (dob >= 0)
@@ -1938,6 +1966,9 @@ int reloc_start(struct reloc **rp, const struct reloc_params *p)
 	pthread_cond_init(&r->cond, NULL);
 	pthread_mutex_init(&r->files_lock, NULL);
 	pthread_mutex_init(&r->pace_lock, NULL);
+	ret = inomap_pairs_init(&r->pairs);
+	if (ret < 0)
+		goto out;
 
 	r->src_home_fd = open(r->src_home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (r->src_home_fd < 0) {
@@ -2064,6 +2095,7 @@ void reloc_free(struct reloc *r)
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->files_lock);
 	pthread_mutex_destroy(&r->pace_lock);
+	inomap_pairs_destroy(&r->pairs);
 	free(r);
 }
 
@@ -2087,6 +2119,11 @@ int reloc_rel_path(struct reloc *r, int src_fd, char *buf, size_t len)
 	if (snprintf(buf, len, "%s", path[n] == '/' ? path + n + 1 : path + n) >= (int)len)
 		return -ENAMETOOLONG;
 	return 0;
+}
+
+struct inomap_pairs *reloc_ino_pairs(struct reloc *r)
+{
+	return &r->pairs;
 }
 
 int reloc_dest_open(struct reloc *r, const char *rel)
@@ -2161,6 +2198,8 @@ static int mirror_create(struct reloc *r, const struct reloc_ns *ns, int dp)
 		int dob = openat(dp, ns->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
 		ret = dob < 0 ? -errno : treeutil_copy_attrs(so, dob, &st);
+		if (ret == 0)
+			ret = pair_add(r, &st, dob);
 		if (dob >= 0)
 			close(dob);
 	}
@@ -2237,10 +2276,12 @@ void reloc_ns_mirror(struct reloc *r, const struct reloc_ns *ns)
 		break;
 	}
 	case RELOC_NS_UNLINK:
+		pair_drop_last_link(r, dp, ns->name);
 		if (unlinkat(dp, ns->name, 0) < 0)
 			ret = -errno;
 		break;
 	case RELOC_NS_RMDIR:
+		pair_drop_last_link(r, dp, ns->name);
 		if (unlinkat(dp, ns->name, AT_REMOVEDIR) < 0)
 			ret = -errno;
 		break;
@@ -2250,6 +2291,8 @@ void reloc_ns_mirror(struct reloc *r, const struct reloc_ns *ns)
 			ret = dp2;
 			break;
 		}
+		if (!(ns->flags & RENAME_EXCHANGE))
+			pair_drop_last_link(r, dp2, ns->name2);
 		if (renameat2(dp, ns->name, dp2, ns->name2, ns->flags) < 0)
 			ret = -errno;
 		break;

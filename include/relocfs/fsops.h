@@ -12,12 +12,14 @@
 #include "relocfs/config.h"
 #include "relocfs/home.h"
 #include "relocfs/inode.h"
+#include "relocfs/inomap.h"
 #include "relocfs/placement.h"
 
 struct reloc_entry;
 
 struct fs {
 	struct inode_table inodes;
+	struct inomap inomap;		/* the inode numbers shown */
 	double attr_timeout;
 	double entry_timeout;
 	double negative_timeout;

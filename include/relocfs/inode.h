@@ -20,7 +20,7 @@ struct inode {
 	int no_caps;
 	struct home *home;	/* the home it lies in; NULL for the root */
 	struct rfile *rfile;	/* engine state while its home relocates */
-	ino_t ino_shown;	/* inode number kept across a cutover, or 0 */
+	uint64_t ino_shown;	/* the number the mount shows (inomap) */
 };
 
 struct home;
@@ -32,6 +32,8 @@ struct inode_table {
 	size_t nbuckets;	/* power of two */
 	size_t count;
 	struct inode root;
+	/* Called with each inode about to be freed, its fd still open. */
+	void (*on_free)(struct inode_table *t, const struct inode *inode);
 };
 
 /* Takes ownership of root_fd (O_PATH on the source root). */

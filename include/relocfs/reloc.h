@@ -37,6 +37,7 @@ struct reloc_opts {
 
 struct reloc;
 struct rfile;
+struct inomap_pairs;
 
 /* What the engine asks of the FUSE layer. Every call is made from the
  * relocation's own thread; the ones marked (quiesced) only between
@@ -120,6 +121,9 @@ off_t reloc_file_seek(struct reloc *r, struct rfile *f, off_t off, int whence);
 void reloc_file_times_set(struct reloc *r, struct rfile *f);
 /* Descriptor of the file's destination copy, for the cutover flip. */
 int reloc_file_dest_fd(struct rfile *f);
+/* Each source object of the home and its destination copy, for the flip
+ * to carry inode numbers over (quiesced). */
+struct inomap_pairs *reloc_ino_pairs(struct reloc *r);
 
 /* --- namespace, called after the operation succeeded on the source --- */
 

@@ -6,8 +6,8 @@ set -euo pipefail
 
 pkgs=(build-essential pkg-config libfuse3-dev fuse3 libxxhash-dev libconfig-dev
       bats bats-support bats-assert bats-file attr acl e2fsprogs util-linux
-      python3 xxhash cppcheck clang-tidy)
-[ "${RELOCFS_BENCH:-}" = 1 ] && pkgs+=(fio bindfs mergerfs rsync)
+      python3 xxhash cppcheck clang-tidy fio)
+[ "${RELOCFS_BENCH:-}" = 1 ] && pkgs+=(bindfs mergerfs rsync)
 
 missing=()
 for p in "${pkgs[@]}"; do
