@@ -207,6 +207,7 @@ static int stat_inode(struct inode *inode, struct stat *st)
 static int do_lookup(struct fs *fs, struct inode *dir, struct home *h,
 		     const char *name, struct fuse_entry_param *e)
 {
+	struct inode_new init = { 0 };
 	struct inode *inode;
 	int fd, ret, created;
 
@@ -224,20 +225,20 @@ static int do_lookup(struct fs *fs, struct inode *dir, struct home *h,
 		close(fd);
 		return ret;
 	}
-	inode = inode_table_get(&fs->inodes, e->attr.st_dev, e->attr.st_ino,
-				e->attr.st_mode, fd, &created);
+	/* All set before the inode is visible: a concurrent lookup of another
+	 * link may find it at once. */
+	init.type = e->attr.st_mode;
+	init.home = h;
+	init.shown = inomap_get(&fs->inomap, e->attr.st_dev, e->attr.st_ino);
+	if (init.shown == 0) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (h != NULL && h->reloc != NULL && S_ISREG(e->attr.st_mode))
+		init.rfile = reloc_file_find(h->reloc, e->attr.st_dev, e->attr.st_ino);
+	inode = inode_table_get(&fs->inodes, e->attr.st_dev, e->attr.st_ino, fd, &init, &created);
 	if (inode == NULL)
 		return -errno;
-	if (created) {
-		inode->home = h;
-		inode->ino_shown = inomap_get(&fs->inomap, e->attr.st_dev, e->attr.st_ino);
-		if (inode->ino_shown == 0) {
-			inode_table_forget(&fs->inodes, inode, 1);
-			return -ENOMEM;
-		}
-		if (h != NULL && h->reloc != NULL && S_ISREG(e->attr.st_mode))
-			inode->rfile = reloc_file_find(h->reloc, e->attr.st_dev, e->attr.st_ino);
-	}
 	fix_attr(inode, &e->attr);
 	e->ino = nodeid_of(fs, inode);
 	return 0;
@@ -1094,6 +1095,21 @@ static int dir_add(struct dir_builder *b, const char *name, ino_t ino, unsigned 
 	return 0;
 }
 
+/* The number an entry of dir shows: what a lookup of it would show.
+ * The parent of a home's top directory is the mount root, not the
+ * datastore's root. (The caller holds the home's gate.) */
+static uint64_t entry_ino(struct fs *fs, const struct inode *dir, const struct dirent *de)
+{
+	struct stat st;
+
+	if (strcmp(de->d_name, ".") == 0)
+		return dir->ino_shown;
+	if (strcmp(de->d_name, "..") == 0 && dir->home != NULL &&
+	    fstat(dir->home->ds_fd, &st) == 0 && st.st_dev == dir->dev && st.st_ino == de->d_ino)
+		return fs->inodes.root.ino_shown;
+	return inomap_get(&fs->inomap, dir->dev, de->d_ino);
+}
+
 static int dir_read_fd(struct dir_builder *b, const struct inode *dir, struct fs *fs, bool root)
 {
 	DIR *dp = treeutil_opendir(dir->fd, ".");
@@ -1120,7 +1136,7 @@ static int dir_read_fd(struct dir_builder *b, const struct inode *dir, struct fs
 			if (placed)
 				continue;
 		}
-		ino = inomap_get(&fs->inomap, dir->dev, de->d_ino);
+		ino = entry_ino(fs, dir, de);
 		ret = ino == 0 ? -ENOMEM : dir_add(b, de->d_name, ino, de->d_type);
 		if (ret < 0)
 			break;
@@ -1148,11 +1164,14 @@ static int dir_add_placed(struct dir_builder *b, struct fs *fs)
 		struct home *h = home_get(fs, names[i]);
 		struct stat st;
 
+		/* Under the gate: a flip moves the home and its numbers at once. */
+		gate_enter(h);
 		if (ret == 0 && h != NULL && fstatat(h->ds_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			uint64_t ino = inomap_get(&fs->inomap, st.st_dev, st.st_ino);
 
 			ret = ino == 0 ? -ENOMEM : dir_add(b, names[i], ino, (unsigned char)(IFTODT(st.st_mode)));
 		}
+		gate_leave(h);
 		free(names[i]);
 	}
 	free(names);
@@ -1599,7 +1618,7 @@ int fsops_flip(struct fs *fs, struct home *h, struct reloc *r, int dst_ds_fd,
 						      .ndev = st.st_dev, .nino = st.st_ino };
 	}
 	if (ret == 0)
-		ret = inomap_carry_prepare(reloc_ino_pairs(r), keys, nkeys, &carry);
+		ret = inomap_carry_prepare(&fs->inomap, reloc_ino_pairs(r), keys, nkeys, &carry);
 	for (of = h->files; of != NULL && ret == 0; of = of->next, k++) {
 		char path[PROC_PATH_MAX];
 		size_t i;

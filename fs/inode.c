@@ -104,7 +104,7 @@ static void inode_table_grow(struct inode_table *t)
 }
 
 struct inode *inode_table_get(struct inode_table *t, dev_t dev, ino_t ino,
-			      mode_t type, int fd, int *created)
+			      int fd, const struct inode_new *init, int *created)
 {
 	struct inode *e;
 	size_t h;
@@ -137,7 +137,10 @@ struct inode *inode_table_get(struct inode_table *t, dev_t dev, ino_t ino,
 	e->dev = dev;
 	e->ino = ino;
 	e->fd = fd;
-	e->type = type & S_IFMT;
+	e->type = init->type & S_IFMT;
+	e->ino_shown = init->shown;
+	e->home = init->home;
+	e->rfile = init->rfile;
 	e->nlookup = 1;
 	*created = 1;
 	e->next = t->buckets[h];

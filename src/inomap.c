@@ -8,7 +8,9 @@
  *
  * The rule: an object on the source root's filesystem shows its backing
  * number, as a plain passthrough would; one on the k-th other filesystem
- * seen shows k << 48 | its number. Exceptions override the rule, kept in a
+ * seen shows k << 48 | its number. A backing number of 2^48 or more (some
+ * NFS servers) gets a fresh number, remembered for as long as the object
+ * lives, which costs one exception per such object seen. Exceptions override the rule, kept in a
  * two-way hash (backing key <-> number shown):
  *   - at cutover, every destination object takes the number its source
  *     object showed (inomap_carry_*);
@@ -62,6 +64,7 @@ static int bimap_init(struct inomap_bimap *b)
 	if (b->kb == NULL || b->vb == NULL) {
 		free(b->kb);
 		free(b->vb);
+		b->kb = b->vb = NULL;
 		return -ENOMEM;
 	}
 	b->nb = BIMAP_MIN_BUCKETS;
@@ -104,7 +107,7 @@ static struct inomap_ent *bimap_find_v(const struct inomap_bimap *b, uint64_t v0
 }
 
 /* Doubles both bucket arrays; a failed allocation only costs chain length. */
-static void bimap_grow(struct inomap_bimap *b)
+static bool bimap_grow(struct inomap_bimap *b)
 {
 	size_t nb = b->nb * 2;
 	struct inomap_ent **kb = calloc(nb, sizeof(struct inomap_ent *));
@@ -113,7 +116,7 @@ static void bimap_grow(struct inomap_bimap *b)
 	if (kb == NULL || vb == NULL) {
 		free(kb);
 		free(vb);
-		return;
+		return false;
 	}
 	for (size_t i = 0; i < b->nb; i++) {
 		struct inomap_ent *e = b->kb[i];
@@ -134,6 +137,7 @@ static void bimap_grow(struct inomap_bimap *b)
 	b->kb = kb;
 	b->vb = vb;
 	b->nb = nb;
+	return true;
 }
 
 static void bimap_link(struct inomap_bimap *b, struct inomap_ent *e)
@@ -145,7 +149,7 @@ static void bimap_link(struct inomap_bimap *b, struct inomap_ent *e)
 	e->vnext = b->vb[hv];
 	b->vb[hv] = e;
 	if (++b->n > b->nb)
-		bimap_grow(b);
+		(void)bimap_grow(b);
 }
 
 static void bimap_unlink(struct inomap_bimap *b, struct inomap_ent *e)
@@ -202,26 +206,35 @@ void inomap_destroy(struct inomap *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* The filesystem's number, given on first sight; -1 when none is left. */
+static long dev_index_locked(struct inomap *m, dev_t dev)
+{
+	size_t k;
+	dev_t *v;
+
+	for (k = 0; k < m->ndevs; k++)
+		if (m->devs[k] == dev)
+			return (long)k;
+	if (k >= INOMAP_MAX_DEVS)
+		return -1;
+	v = realloc(m->devs, (k + 1) * sizeof(*v));
+	if (v == NULL)
+		return -1;
+	m->devs = v;
+	m->devs[m->ndevs++] = dev;
+	return (long)k;
+}
+
 /* The rule's number for (dev, ino), or 0 when the rule does not fit. */
 static uint64_t rule_locked(struct inomap *m, dev_t dev, ino_t ino)
 {
-	size_t k;
+	long k;
 
 	if (ino == 0 || (uint64_t)ino >> INOMAP_DEV_SHIFT != 0)
 		return 0;
-	for (k = 0; k < m->ndevs && m->devs[k] != dev; k++)
-		;
-	if (k == m->ndevs) {
-		dev_t *v;
-
-		if (k >= INOMAP_MAX_DEVS)
-			return 0;
-		v = realloc(m->devs, (k + 1) * sizeof(*v));
-		if (v == NULL)
-			return 0;
-		m->devs = v;
-		m->devs[m->ndevs++] = dev;
-	}
+	k = dev_index_locked(m, dev);
+	if (k < 0)
+		return 0;
 	return (uint64_t)k << INOMAP_DEV_SHIFT | (uint64_t)ino;
 }
 
@@ -381,8 +394,9 @@ void inomap_carry_cancel(struct inomap_carry *c)
 	free(c);
 }
 
-int inomap_carry_prepare(struct inomap_pairs *p, const struct inomap_pair *extra,
-			 size_t nextra, struct inomap_carry **out)
+int inomap_carry_prepare(struct inomap *m, struct inomap_pairs *p,
+			 const struct inomap_pair *extra, size_t nextra,
+			 struct inomap_carry **out)
 {
 	struct inomap_carry *c = calloc(1, sizeof(*c));
 	int ret = 0;
@@ -414,6 +428,16 @@ int inomap_carry_prepare(struct inomap_pairs *p, const struct inomap_pair *extra
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
+	if (ret < 0)
+		goto out;
+	/* What commit would allocate: the source filesystems' numbers (their
+	 * rule numbers must not turn into fresh ones) and room in the table. */
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < c->n; i++)
+		(void)dev_index_locked(m, c->v[i].odev);
+	while (m->exc.n + c->n > m->exc.nb && bimap_grow(&m->exc))
+		;
+	pthread_mutex_unlock(&m->lock);
 out:
 	if (ret < 0)
 		inomap_carry_cancel(c);

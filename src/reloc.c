@@ -32,7 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/falloc.h>
+#include <linux/ioprio.h>
 #include <linux/openat2.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -51,6 +53,8 @@
 #define BS EXTMAP_BLOCK
 #define FILE_BUCKETS 4096
 #define COPY_CHUNK (1u << 20)
+#define COPY_NICE 10		/* CPU: about a tenth of a contended core */
+#define COPY_IOPRIO 7		/* best-effort class, lowest level */
 #define APPLY_CHUNK (1u << 20)
 #define DEFAULT_APPLY_BPS (200ull << 20)
 #define CONVERGED_BYTES (256u << 10)	/* left for the pause: no more rounds */
@@ -765,13 +769,19 @@ struct xlink {
 	dev_t dev;
 	ino_t ino;
 	int fd;			/* O_PATH on the destination object */
+	nlink_t nlink;		/* links at prepare, and those found in the home */
+	nlink_t links;
 };
 
+/* The destination object of st's next link, counted as found. */
 static int xlink_find(struct reloc *r, const struct stat *st)
 {
-	for (size_t i = 0; i < r->nxlinks; i++)
-		if (r->xlinks[i].dev == st->st_dev && r->xlinks[i].ino == st->st_ino)
+	for (size_t i = 0; i < r->nxlinks; i++) {
+		if (r->xlinks[i].dev == st->st_dev && r->xlinks[i].ino == st->st_ino) {
+			r->xlinks[i].links++;
 			return r->xlinks[i].fd;
+		}
+	}
 	return -1;
 }
 
@@ -786,7 +796,7 @@ static int xlink_add(struct reloc *r, const struct stat *st, int ddir, const cha
 	fd = openat(ddir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	v[r->nxlinks++] = (struct xlink){ st->st_dev, st->st_ino, fd };
+	v[r->nxlinks++] = (struct xlink){ st->st_dev, st->st_ino, fd, st->st_nlink, 1 };
 	return 0;
 }
 
@@ -810,15 +820,24 @@ static int pair_add(struct reloc *r, const struct stat *st, int dob)
 	return inomap_pairs_add(&r->pairs, st->st_dev, st->st_ino, d.st_dev, d.st_ino);
 }
 
-/* name in the destination directory dp is about to go: when it is the
- * object's last link, the object dies and its number may be reused. */
-static void pair_drop_last_link(struct reloc *r, int dp, const char *name)
+/* The destination object name in dp may be about to lose a link: held
+ * open across the change, so that pair_settle sees whether it died even
+ * when another link goes at the same time. -1 when there is none. */
+static int pair_watch(int dp, const char *name)
+{
+	return openat(dp, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* A dead object's number may be reused: its pair must not be carried. */
+static void pair_settle(struct reloc *r, int fd)
 {
 	struct stat d;
 
-	if (fstatat(dp, name, &d, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    (S_ISDIR(d.st_mode) || d.st_nlink <= 1))
+	if (fd < 0)
+		return;
+	if (fstat(fd, &d) == 0 && d.st_nlink == 0)
 		inomap_pairs_drop_dest(&r->pairs, d.st_dev, d.st_ino);
+	close(fd);
 }
 
 /* Builds the destination tree of one source directory: directories,
@@ -921,9 +940,20 @@ next:
 }
 
 /* A file with hard links outside the home cannot move with it: a link
- * cannot span two datastores. */
+ * cannot span two datastores (and the copy would take the number of an
+ * object the other home still shows). */
 static int check_links(struct reloc *r)
 {
+	for (size_t i = 0; i < r->nxlinks; i++) {
+		const struct xlink *x = &r->xlinks[i];
+
+		if (x->links < x->nlink) {
+			reloc_fail(r, "inode %llu of %s has %u hard links outside the home; "
+				   "a link cannot span two datastores",
+				   (unsigned long long)x->ino, r->home, (unsigned)(x->nlink - x->links));
+			return -EMLINK;
+		}
+	}
 	for (size_t i = 0; i < FILE_BUCKETS; i++) {
 		for (struct rfile *f = r->files[i]; f != NULL; f = f->next) {
 			if (f->links < f->nlink) {
@@ -950,10 +980,9 @@ static int prepare(struct reloc *r)
 	if (r->dst_home_fd < 0)
 		return -errno;
 	ret = build_tree(r, r->src_home_fd, r->dst_home_fd);
+	if (ret == 0)
+		ret = check_links(r);
 	xlinks_free(r);
-	if (ret < 0)
-		return ret;
-	ret = check_links(r);
 	if (ret < 0)
 		return ret;
 	if (fstat(r->src_home_fd, &st) < 0)
@@ -1071,11 +1100,26 @@ struct copy_job {
 	size_t next;		/* atomic */
 };
 
+/* The bulk copy runs behind the application: when both want the CPU or the
+ * disk, the VM's I/O goes first. Neither priority starves the copy, and the
+ * convergence rounds and the cutover keep the engine's priority. */
+static void copy_background(void)
+{
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+
+	if (setpriority(PRIO_PROCESS, (id_t)tid, COPY_NICE) < 0)
+		log_debug("copy: setpriority: %s", strerror(errno));
+	if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid,
+		    IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, COPY_IOPRIO)) < 0)
+		log_debug("copy: ioprio_set: %s", strerror(errno));
+}
+
 static void *copy_worker(void *arg)
 {
 	struct copy_job *job = arg;
 	char *buf = malloc(COPY_CHUNK);
 
+	copy_background();
 	if (buf == NULL) {
 		reloc_fail(job->r, "copy: out of memory");
 		return NULL;
@@ -2212,7 +2256,7 @@ out:
 
 void reloc_ns_mirror(struct reloc *r, const struct reloc_ns *ns)
 {
-	int dp = -1, dp2 = -1, ret = 0;
+	int dp = -1, dp2 = -1, watch = -1, ret = 0;
 
 	if (ns->op == RELOC_NS_ATTR) {
 		char rel[PATH_MAX];
@@ -2276,12 +2320,12 @@ void reloc_ns_mirror(struct reloc *r, const struct reloc_ns *ns)
 		break;
 	}
 	case RELOC_NS_UNLINK:
-		pair_drop_last_link(r, dp, ns->name);
+		watch = pair_watch(dp, ns->name);
 		if (unlinkat(dp, ns->name, 0) < 0)
 			ret = -errno;
 		break;
 	case RELOC_NS_RMDIR:
-		pair_drop_last_link(r, dp, ns->name);
+		watch = pair_watch(dp, ns->name);
 		if (unlinkat(dp, ns->name, AT_REMOVEDIR) < 0)
 			ret = -errno;
 		break;
@@ -2292,7 +2336,7 @@ void reloc_ns_mirror(struct reloc *r, const struct reloc_ns *ns)
 			break;
 		}
 		if (!(ns->flags & RENAME_EXCHANGE))
-			pair_drop_last_link(r, dp2, ns->name2);
+			watch = pair_watch(dp2, ns->name2);
 		if (renameat2(dp, ns->name, dp2, ns->name2, ns->flags) < 0)
 			ret = -errno;
 		break;
@@ -2300,6 +2344,7 @@ void reloc_ns_mirror(struct reloc *r, const struct reloc_ns *ns)
 		break;
 	}
 out:
+	pair_settle(r, watch);
 	if (dp >= 0)
 		close(dp);
 	if (dp2 >= 0)

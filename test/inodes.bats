@@ -164,3 +164,31 @@ EOF
 	assert_unique "$MNT"
 	assert_dino_is_stino "$MNT"
 }
+
+# A hard link cannot span two datastores, and the copy would take the number
+# of an object the other home still shows: the relocation fails in prepare.
+@test "a file or a FIFO hard-linked from another home cannot relocate: it fails, says why, and nothing moves" {
+	reloc_make_home vm1 1 4
+	mkdir -- "$SRC/vm2"
+	reloc_mount
+	local kind id
+	for kind in file fifo; do
+		rm -f -- "$SRC/vm1/shared" "$SRC/vm2/shared"
+		if [ "$kind" = file ]; then echo shared >"$SRC/vm1/shared"; else mkfifo -- "$SRC/vm1/shared"; fi
+		ln -- "$SRC/vm1/shared" "$SRC/vm2/shared"
+		local before
+		before=$(rfs_inodes "$MNT")
+		run --separate-stderr rctl migrate "$MNT/vm1" --to "$DST" --wait
+		[ "$status" = 1 ] || fail "$kind: migrate --wait of a home with a link outside it: exit $status, expected 1: $stderr"
+		grep -Eq "^relocctl: relocation [0-9]+( of vm1)? failed and was rolled back: .*hard links? outside the home" <<<"$stderr" ||
+			fail "$kind: stderr does not name the link outside the home: $stderr"
+		id=${lines[0]}
+		reloc_status
+		[ "$(rq phase "$id")" = failed ] || fail "$kind: phase $(rq phase "$id"), expected failed: $RELOC_JSON"
+		reloc_assert_home_on vm1 "$SRC"
+		assert_not_exist "$DST/vm1"
+		assert_equal "$(rfs_inodes "$MNT")" "$before"
+		assert_equal "$(stat -c %h "$MNT/vm2/shared")" 2
+	done
+	reloc_assert_no_journal
+}

@@ -7,6 +7,9 @@
 #include <sys/types.h>
 #include <pthread.h>
 
+struct home;
+struct rfile;
+
 struct inode {
 	struct inode *next;	/* hash chain, under the table lock */
 	dev_t dev;
@@ -23,9 +26,6 @@ struct inode {
 	uint64_t ino_shown;	/* the number the mount shows (inomap) */
 };
 
-struct home;
-struct rfile;
-
 struct inode_table {
 	pthread_mutex_t lock;
 	struct inode **buckets;
@@ -40,11 +40,20 @@ struct inode_table {
 int inode_table_init(struct inode_table *t, int root_fd);
 void inode_table_destroy(struct inode_table *t);
 
-/* Finds the object (dev, ino) or inserts it with fd, adding one lookup.
+/* What a new entry starts with: set before it is visible to others. */
+struct inode_new {
+	mode_t type;
+	uint64_t shown;
+	struct home *home;
+	struct rfile *rfile;
+};
+
+/* Finds the object (dev, ino) or inserts it with fd and init, adding one
+ * lookup.
  * When the object was known, fd is closed. Returns the inode or NULL with
  * errno set. */
 struct inode *inode_table_get(struct inode_table *t, dev_t dev, ino_t ino,
-			      mode_t type, int fd, int *created);
+			      int fd, const struct inode_new *init, int *created);
 
 /* Moves inode to a new key (its backing object changed at a cutover). */
 void inode_table_rekey(struct inode_table *t, struct inode *inode, dev_t dev, ino_t ino);

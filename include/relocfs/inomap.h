@@ -69,13 +69,15 @@ int inomap_pairs_add(struct inomap_pairs *p, dev_t odev, ino_t oino, dev_t ndev,
 void inomap_pairs_drop_dest(struct inomap_pairs *p, dev_t ndev, ino_t nino);
 size_t inomap_pairs_count(struct inomap_pairs *p);
 
-/* Cutover, in two steps so that a refused flip changes nothing: prepare
- * takes every allocation (pairs from p, then extra, which win on the same
- * source object); commit cannot fail: from then on each destination object
- * shows the number its source object showed. cancel drops a prepared
- * carry. */
-int inomap_carry_prepare(struct inomap_pairs *p, const struct inomap_pair *extra,
-			 size_t nextra, struct inomap_carry **out);
+/* Cutover, in two steps so that a refused flip changes no number: prepare
+ * adds extra to p (the held objects' copies, true whether or not the flip
+ * happens; they win over an earlier pair of the same source object) and
+ * takes every allocation; commit cannot fail: from then on each
+ * destination object shows the number its source object showed. cancel
+ * drops a prepared carry. */
+int inomap_carry_prepare(struct inomap *m, struct inomap_pairs *p,
+			 const struct inomap_pair *extra, size_t nextra,
+			 struct inomap_carry **out);
 void inomap_carry_commit(struct inomap *m, struct inomap_carry *c);
 void inomap_carry_cancel(struct inomap_carry *c);
 

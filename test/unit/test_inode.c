@@ -20,7 +20,9 @@ static struct inode *tget(struct inode_table *t, dev_t dev, ino_t ino, mode_t ty
 {
 	int created;
 
-	return inode_table_get(t, dev, ino, type, fd, &created);
+	struct inode_new init = { .type = type, .shown = (uint64_t)ino };
+
+	return inode_table_get(t, dev, ino, fd, &init, &created);
 }
 
 static char tmpdir[64];

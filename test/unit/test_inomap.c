@@ -22,7 +22,7 @@ static void carry(const struct inomap_pair *extra, size_t n, int *ret)
 {
 	struct inomap_carry *c = NULL;
 
-	*ret = inomap_carry_prepare(&p, extra, n, &c);
+	*ret = inomap_carry_prepare(&m, &p, extra, n, &c);
 	if (*ret == 0)
 		inomap_carry_commit(&m, c);
 }
@@ -126,7 +126,7 @@ static void test_cancel_changes_nothing(void)
 	CHECK(inomap_init(&m, S) == 0);
 	CHECK(inomap_pairs_init(&p) == 0);
 	CHECK(inomap_pairs_add(&p, S, 10, D, 20) == 0);
-	CHECK(inomap_carry_prepare(&p, NULL, 0, &c) == 0);
+	CHECK(inomap_carry_prepare(&m, &p, NULL, 0, &c) == 0);
 	inomap_carry_cancel(c);
 	CHECK_EQ(inomap_get(&m, D, 20), 1ull << INOMAP_DEV_SHIFT | 20);
 	CHECK_EQ(inomap_exceptions(&m), 0);
