@@ -1041,6 +1041,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	d->inode = inode_of(req, ino);
 	fi->fh = (uint64_t)(uintptr_t)d;
+	/* Every change to a directory goes through the mount, which tells the
+	 * kernel, and a cutover changes no name, type or number: the kernel
+	 * may keep listings across opens. */
+	fi->cache_readdir = fs_of(req)->keep_cache;
+	fi->keep_cache = fs_of(req)->keep_cache;
 	fuse_reply_open(req, fi);
 }
 
