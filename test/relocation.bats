@@ -422,3 +422,30 @@ teardown() {
 	# the kept copy blocks a relocation back
 	reloc_refused 1 "already has an entry named" migrate "$MNT/vm1" --to "$SRC"
 }
+
+# The background copy runs behind the VM's I/O: its threads at nice 10 and at
+# the lowest best-effort I/O priority, the daemon's other threads untouched.
+@test "the copy threads run at nice 10 and best-effort I/O priority 7; the others at the daemon's" {
+	reloc_make_home vm1 16 64
+	reloc_mount
+	reloc_migrate vm1 "$DST" --rate 4 --manual-cutover
+	local id=$RELOC_ID
+	reloc_wait_phase "$id" copy 30
+	local t nice copiers=0 others=0 prio
+	for t in /proc/"$RFS_PID"/task/*; do
+		nice=$(awk '{ sub(/^.*\) /, ""); print $17 }' "$t/stat")
+		if [ "$nice" = 10 ]; then
+			copiers=$((copiers + 1))
+			prio=$(ionice -p "${t##*/}")
+			[ "$prio" = "best-effort: prio 7" ] || fail "copy thread ${t##*/}: I/O priority '$prio'"
+		else
+			[ "$nice" = 0 ] || fail "thread ${t##*/} of relocfs at nice $nice"
+			others=$((others + 1))
+		fi
+	done
+	[ "$copiers" -ge 1 ] || fail "no relocfs thread at nice 10 during the copy (phase $(rq phase "$id"))"
+	[ "$others" -ge 2 ] || fail "only $others threads of relocfs at nice 0"
+	run --separate-stderr rctl abort "$MNT/vm1"
+	[ "$status" = 0 ] || fail "relocctl abort: exit $status: $stderr"
+	reloc_wait_phase "$id" aborted 60
+}

@@ -27,6 +27,19 @@ static void carry(const struct inomap_pair *extra, size_t n, int *ret)
 		inomap_carry_commit(&m, c);
 }
 
+/* One relocation of k objects: o[i] on odev was copied to n[i] on ndev. */
+static int relocate(dev_t odev, const ino_t *o, dev_t ndev, const ino_t *n, size_t k)
+{
+	int ret = inomap_pairs_init(&p);
+
+	for (size_t i = 0; ret == 0 && i < k; i++)
+		ret = inomap_pairs_add(&p, odev, o[i], ndev, n[i]);
+	if (ret == 0)
+		carry(NULL, 0, &ret);
+	inomap_pairs_destroy(&p);
+	return ret;
+}
+
 static void test_rule_per_filesystem(void)
 {
 	CHECK(inomap_init(&m, S) == 0);
@@ -56,16 +69,11 @@ static void test_huge_backing_numbers_get_their_own(void)
 
 static void test_carry_there_and_back(void)
 {
-	int ret;
+	static const ino_t src[] = { 10, 11, 12 }, dst[] = { 10, 20, 30 }, back[] = { 40, 41, 42 };
 
 	CHECK(inomap_init(&m, S) == 0);
-	CHECK(inomap_pairs_init(&p) == 0);
 	/* D numbers its copies 10, 20, 30: 10 is also a source number. */
-	CHECK(inomap_pairs_add(&p, S, 10, D, 10) == 0);
-	CHECK(inomap_pairs_add(&p, S, 11, D, 20) == 0);
-	CHECK(inomap_pairs_add(&p, S, 12, D, 30) == 0);
-	carry(NULL, 0, &ret);
-	CHECK_EQ(ret, 0);
+	CHECK_EQ(relocate(S, src, D, dst, 3), 0);
 	CHECK_EQ(inomap_get(&m, D, 10), 10);
 	CHECK_EQ(inomap_get(&m, D, 20), 11);
 	CHECK_EQ(inomap_get(&m, D, 30), 12);
@@ -73,15 +81,9 @@ static void test_carry_there_and_back(void)
 	uint64_t reused = inomap_get(&m, S, 10);
 	CHECK(reused >= INOMAP_ALLOC_BASE);
 	CHECK_EQ(inomap_get(&m, S, 10), reused);
-	inomap_pairs_destroy(&p);
 
 	/* And back to the source, as new objects 40, 41, 42. */
-	CHECK(inomap_pairs_init(&p) == 0);
-	CHECK(inomap_pairs_add(&p, D, 10, S, 40) == 0);
-	CHECK(inomap_pairs_add(&p, D, 20, S, 41) == 0);
-	CHECK(inomap_pairs_add(&p, D, 30, S, 42) == 0);
-	carry(NULL, 0, &ret);
-	CHECK_EQ(ret, 0);
+	CHECK_EQ(relocate(D, dst, S, back, 3), 0);
 	CHECK_EQ(inomap_get(&m, S, 40), 10);
 	CHECK_EQ(inomap_get(&m, S, 41), 11);
 	CHECK_EQ(inomap_get(&m, S, 42), 12);
@@ -89,7 +91,6 @@ static void test_carry_there_and_back(void)
 	 * the rule. */
 	CHECK_EQ(inomap_get(&m, D, 20), 1ull << INOMAP_DEV_SHIFT | 20);
 	CHECK_EQ(inomap_exceptions(&m), 4);	/* 40, 41, 42 and the reused 10 */
-	inomap_pairs_destroy(&p);
 	inomap_destroy(&m);
 }
 
