@@ -377,20 +377,45 @@ int reloc_file_dest_fd(struct rfile *f)
 
 /* ------------------------------------------------------------ data path */
 
-static __thread char *tls_buf;
-static __thread size_t tls_cap;
+/* The calling thread's merge buffer for partial-block writes. FUSE workers
+ * come and go, so it is freed at thread exit (a key's destructor), not kept
+ * in a __thread pointer that would leak with its thread. */
+struct scratch_buf {
+	size_t cap;
+	char data[];
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static bool scratch_key_ok;
+
+static void scratch_key_init(void)
+{
+	scratch_key_ok = pthread_key_create(&scratch_key, free) == 0;
+}
 
 static char *scratch(size_t n)
 {
-	if (n > tls_cap) {
-		char *p = realloc(tls_buf, n);
+	struct scratch_buf *s;
 
-		if (p == NULL)
+	pthread_once(&scratch_once, scratch_key_init);
+	if (!scratch_key_ok)
+		return NULL;
+	s = pthread_getspecific(scratch_key);
+	if (s == NULL || n > s->cap) {
+		struct scratch_buf *b = malloc(sizeof(*b) + n);
+
+		if (b == NULL)
 			return NULL;
-		tls_buf = p;
-		tls_cap = n;
+		b->cap = n;
+		if (pthread_setspecific(scratch_key, b) != 0) {
+			free(b);
+			return NULL;
+		}
+		free(s);
+		s = b;
 	}
-	return tls_buf;
+	return s->data;
 }
 
 /* Reads [off, off+len) of the current view, f->lock held; len may run past
