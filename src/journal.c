@@ -18,15 +18,23 @@
  * - Appends go to the active generation only, under j->lock, at the file's
  *   end, so the file is always a prefix of complete records plus at most one
  *   torn one (a crash mid-append), which the checksum exposes.
- * - A generation is sealed only after its last append and is fdatasync'ed
- *   before the next one takes appends: every record of a sealed generation
- *   is durable, and journal_sync need only flush the active one.
+ * - Sealing closes a generation to appends without flushing it, and the
+ *   appends never wait for a flush: journal_sync flushes every generation
+ *   that holds records not yet durable, the sealed ones first, so an fsync
+ *   covers every record appended before it, whichever generation holds it.
+ *   A generation nobody synced reaches the disk only if the kernel writes
+ *   it back before it is dropped (its records are then durable in D).
+ * - Recovery replays each generation's good prefix. A record lost from a
+ *   generation nobody synced was never acknowledged, and every acknowledged
+ *   record lies in the synced prefix, so a replay ends on each block's
+ *   newest acknowledged data or something newer.
  * - Recovery trusts nothing: a record counts only if its magic, generation,
  *   bounds and checksum hold; the first that fails ends the generation. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +58,7 @@ struct journal_gen {
 	uint32_t gen;
 	int fd;			/* -1: slot free */
 	uint64_t size;
+	bool unsynced;		/* sealed with records not yet flushed */
 };
 
 struct journal {
@@ -92,8 +101,9 @@ static int pread_full(int fd, void *buf, size_t len, off_t off)
 	return ret < 0 ? ret : got < len ? -EIO : 0;
 }
 
-/* Creates generation gen's file in slot; caller holds j->lock or owns j. */
-static int gen_create(struct journal *j, int slot, uint32_t gen)
+/* Creates generation gen's file, its header and name durable, and returns
+ * its descriptor; needs no lock (nobody else uses that name yet). */
+static int gen_file_create(struct journal *j, uint32_t gen)
 {
 	unsigned char hdr[JOURNAL_FILE_HDR];
 	char name[32];
@@ -114,11 +124,17 @@ static int gen_create(struct journal *j, int slot, uint32_t gen)
 		unlinkat(j->dirfd, name, 0);
 		return ret;
 	}
+	return fd;
+}
+
+/* Puts a created generation file in slot; caller holds j->lock or owns j. */
+static void gen_install(struct journal *j, int slot, uint32_t gen, int fd)
+{
 	j->gens[slot].gen = gen;
 	j->gens[slot].fd = fd;
 	j->gens[slot].size = JOURNAL_FILE_HDR;
+	j->gens[slot].unsynced = false;
 	j->total += JOURNAL_FILE_HDR;
-	return 0;
 }
 
 int journal_open(struct journal **jp, int dirfd, uint32_t first_gen)
@@ -133,9 +149,11 @@ int journal_open(struct journal **jp, int dirfd, uint32_t first_gen)
 	j->dirfd = dirfd;
 	for (int i = 0; i < JOURNAL_MAX_GENS; i++)
 		j->gens[i].fd = -1;
-	ret = gen_create(j, 0, first_gen);
+	ret = gen_file_create(j, first_gen);
 	if (ret < 0)
 		goto out;
+	gen_install(j, 0, first_gen, ret);
+	ret = 0;
 	j->active = 0;
 	*jp = j;
 	j = NULL;
@@ -244,25 +262,43 @@ int journal_read(struct journal *j, const struct journal_loc *loc, void *buf, si
 
 int journal_sync(struct journal *j)
 {
+	int fds[JOURNAL_MAX_GENS], slots[JOURNAL_MAX_GENS];
 	uint64_t target;
-	int fd, ret = 0;
+	int n = 0, ret = 0;
 
 	pthread_mutex_lock(&j->lock);
 	target = j->appended;
-	fd = j->gens[j->active].fd;
 	pthread_mutex_unlock(&j->lock);
 
+	/* sync_lock keeps seal and drop out: the slots and descriptors stay. */
 	pthread_mutex_lock(&j->sync_lock);
-	/* Someone else's fdatasync, started after our append, covered us. */
+	/* Someone else's flush, started after our append, covered us. */
 	if (j->synced >= target)
 		goto out;
 	pthread_mutex_lock(&j->lock);
 	target = j->appended;
-	fd = j->gens[j->active].fd;
+	/* The sealed generations with records not yet durable, then the
+	 * active one; nothing is acknowledged before all are flushed. */
+	for (int i = 0; i < JOURNAL_MAX_GENS; i++) {
+		if (i != j->active && j->gens[i].fd >= 0 && j->gens[i].unsynced) {
+			slots[n] = i;
+			fds[n++] = j->gens[i].fd;
+		}
+	}
+	slots[n] = -1;
+	fds[n++] = j->gens[j->active].fd;
 	pthread_mutex_unlock(&j->lock);
-	if (fdatasync(fd) < 0) {
-		ret = -errno;
-		goto out;
+	for (int i = 0; i < n; i++) {
+		if (fdatasync(fds[i]) < 0) {
+			ret = -errno;
+			goto out;
+		}
+		/* A sealed one takes no more appends: durable for good. */
+		if (slots[i] >= 0) {
+			pthread_mutex_lock(&j->lock);
+			j->gens[slots[i]].unsynced = false;
+			pthread_mutex_unlock(&j->lock);
+		}
 	}
 	j->synced = target;
 out:
@@ -273,8 +309,11 @@ out:
 int journal_seal(struct journal *j, uint32_t *sealed)
 {
 	struct journal_gen *g;
-	int slot = -1, ret;
+	uint32_t next;
+	int slot = -1, fd = -1, ret = 0;
 
+	/* One seal at a time, and no sync between the choice of the slot and
+	 * the switch (it would flush the wrong set). */
 	pthread_mutex_lock(&j->sync_lock);
 	pthread_mutex_lock(&j->lock);
 	for (int i = 0; i < JOURNAL_MAX_GENS; i++) {
@@ -283,24 +322,26 @@ int journal_seal(struct journal *j, uint32_t *sealed)
 			break;
 		}
 	}
+	next = j->gens[j->active].gen + 1;
+	pthread_mutex_unlock(&j->lock);
 	if (slot < 0) {
 		ret = -EMFILE;
 		goto out;
 	}
-	g = &j->gens[j->active];
-	if (fdatasync(g->fd) < 0) {
-		ret = -errno;
+	/* Created before the switch, so appends never wait for its flushes. */
+	fd = gen_file_create(j, next);
+	if (fd < 0) {
+		ret = fd;
 		goto out;
 	}
-	ret = gen_create(j, slot, g->gen + 1);
-	if (ret < 0)
-		goto out;
+	pthread_mutex_lock(&j->lock);
+	g = &j->gens[j->active];
+	g->unsynced = j->synced < j->appended;
+	gen_install(j, slot, next, fd);
 	*sealed = g->gen;
 	j->active = slot;
-	/* Everything appended so far is durable in the sealed generation. */
-	j->synced = j->appended;
-out:
 	pthread_mutex_unlock(&j->lock);
+out:
 	pthread_mutex_unlock(&j->sync_lock);
 	return ret;
 }
@@ -311,6 +352,8 @@ int journal_drop(struct journal *j, uint32_t gen)
 	char name[32];
 	int ret = 0;
 
+	/* Not while a sync may be flushing this generation's descriptor. */
+	pthread_mutex_lock(&j->sync_lock);
 	pthread_mutex_lock(&j->lock);
 	g = gen_find(j, gen);
 	if (g == NULL) {
@@ -328,10 +371,12 @@ int journal_drop(struct journal *j, uint32_t gen)
 	}
 	close(g->fd);
 	g->fd = -1;
+	g->unsynced = false;
 	j->total -= g->size;
 	j->dropped_bytes += g->size;
 out:
 	pthread_mutex_unlock(&j->lock);
+	pthread_mutex_unlock(&j->sync_lock);
 	return ret;
 }
 

@@ -56,6 +56,7 @@
 #define COPY_NICE 10		/* CPU: about a tenth of a contended core */
 #define COPY_IOPRIO 7		/* best-effort class, lowest level */
 #define APPLY_CHUNK (1u << 20)
+#define APPLY_KICK (8u << 20)	/* span of D an apply writes before starting its writeback */
 #define DEFAULT_APPLY_BPS (200ull << 20)
 #define CONVERGED_BYTES (256u << 10)	/* left for the pause: no more rounds */
 
@@ -1284,6 +1285,8 @@ static int pending_cmp(const void *a, const void *b)
  * holes; consecutive blocks are moved together. */
 static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct collect *c, char *buf)
 {
+	uint64_t kick_from = UINT64_MAX;
+
 	for (size_t i = 0; i < c->n;) {
 		const struct pending *p = &c->v[i];
 		size_t k = 1;
@@ -1313,6 +1316,16 @@ static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct 
 		}
 		if (ret < 0)
 			return ret;
+		/* Start writeback as the blocks go (they are in ascending
+		 * order): the flush that ends the round then waits for the
+		 * tail only, not for all of it after the apply. */
+		if (kick_from == UINT64_MAX)
+			kick_from = p->block * BS;
+		if ((p->block + k) * BS - kick_from >= APPLY_KICK) {
+			sync_file_range(fd, (off_t)kick_from, (off_t)((p->block + k) * BS - kick_from),
+					SYNC_FILE_RANGE_WRITE);
+			kick_from = UINT64_MAX;
+		}
 		i += k;
 	}
 	return 0;
@@ -1373,7 +1386,7 @@ out:
 }
 
 /* Applies one generation (0: all) to every file and flushes what changed. */
-static int apply_all(struct reloc *r, uint32_t gen, uint64_t *applied, bool flush)
+static int apply_all(struct reloc *r, uint32_t gen, uint64_t *applied, uint64_t *flush_ns)
 {
 	size_t n;
 	struct rfile **files = files_snapshot(r, &n);
@@ -1392,9 +1405,14 @@ static int apply_all(struct reloc *r, uint32_t gen, uint64_t *applied, bool flus
 			ret = (int)a;
 			goto out;
 		}
-		if (flush && a > 0 && fdatasync(files[i]->d_fd) < 0) {
-			ret = -errno;
-			goto out;
+		if (flush_ns != NULL && a > 0) {
+			uint64_t t0 = now_ns();
+
+			if (fdatasync(files[i]->d_fd) < 0) {
+				ret = -errno;
+				goto out;
+			}
+			*flush_ns += now_ns() - t0;
 		}
 		*applied += (uint64_t)a;
 	}
@@ -1519,8 +1537,9 @@ static int converge(struct reloc *r)
 	int ret;
 
 	for (;;) {
-		uint64_t active = journal_active_bytes(r->j), applied, t0, dt;
+		uint64_t active = journal_active_bytes(r->j), applied, t0, dt, flush_ns;
 		uint32_t sealed;
+		unsigned round;
 
 		if (reloc_stopping(r) || dest_watch(r) < 0)
 			return -ECANCELED;
@@ -1548,7 +1567,8 @@ static int converge(struct reloc *r)
 			return ret;
 		failpoint("round-sealed");
 		t0 = now_ns();
-		ret = apply_all(r, sealed, &applied, true);
+		flush_ns = 0;
+		ret = apply_all(r, sealed, &applied, &flush_ns);
 		if (ret < 0)
 			return ret;
 		failpoint("round-applied");
@@ -1560,8 +1580,11 @@ static int converge(struct reloc *r)
 			return ret;
 		failpoint("round-dropped");
 		pthread_mutex_lock(&r->lock);
-		r->rounds++;
+		round = ++r->rounds;
 		pthread_mutex_unlock(&r->lock);
+		log_info("relocation %llu: round %u applied %llu KiB of %llu KiB journaled in %.1f ms (flush %.1f ms)",
+			 (unsigned long long)r->id, round, (unsigned long long)(applied >> 10),
+			 (unsigned long long)(active >> 10), (double)dt / 1e6, (double)flush_ns / 1e6);
 	}
 }
 
@@ -1701,7 +1724,7 @@ static int cutover(struct reloc *r)
 	t0 = now_ns();
 	ret = dest_check(r);
 	if (ret == 0)
-		ret = apply_all(r, 0, &applied, false);
+		ret = apply_all(r, 0, &applied, NULL);
 	t1 = now_ns();
 	if (ret == 0) {
 		failpoint("cutover-applied");

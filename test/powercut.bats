@@ -318,6 +318,10 @@ time.sleep(3600)' "$MNT/$f" "$x" "$BATS_TEST_TMPDIR" </dev/null >"$BATS_TEST_TMP
 
 # ---------------------------------------------------------------- converge
 
+@test "power cut right after a round's generation was sealed (sealing does not flush it): rolled forward" {
+	pc round-sealed forward run --manual-cutover --pause-budget 1
+}
+
 @test "power cut after a round was applied, before its generation is dropped: rolled forward" {
 	pc round-applied forward run --manual-cutover --pause-budget 1
 }

@@ -48,12 +48,14 @@ int journal_append(struct journal *j, enum journal_rec_type type, uint64_t file_
 /* Reads len bytes of data at loc (which must name a live generation). */
 int journal_read(struct journal *j, const struct journal_loc *loc, void *buf, size_t len);
 
-/* Makes every record appended so far durable. Concurrent callers share one
- * fdatasync (group commit). */
+/* Makes every record appended so far durable, in whichever generation it
+ * is (sealed ones are flushed here, not when sealed). Concurrent callers
+ * share one flush (group commit). */
 int journal_sync(struct journal *j);
 
-/* Closes the active generation to appends, makes it durable and starts the
- * next one. *sealed receives the sealed generation's number. */
+/* Closes the active generation to appends and starts the next one, without
+ * flushing either: appends go on meanwhile. *sealed receives the sealed
+ * generation's number. */
 int journal_seal(struct journal *j, uint32_t *sealed);
 
 /* Deletes a sealed generation whose records are all applied elsewhere. */

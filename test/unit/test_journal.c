@@ -3,9 +3,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include "relocfs/journal.h"
 #include "unit.h"
@@ -212,6 +214,101 @@ static void test_many_seals_reuse_slots(void)
 	teardown();
 }
 
+/* The journal's flushes, counted per generation file: this fdatasync takes
+ * the place of libc's for the journal code linked into this test. */
+static int flushes[64];
+
+int fdatasync(int fd)
+{
+	char link[64], path[PATH_MAX];
+	ssize_t n;
+	const char *base;
+	unsigned gen;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n > 0) {
+		path[n] = '\0';
+		base = strrchr(path, '/');
+		if (base != NULL && sscanf(base + 1, "gen-%08x", &gen) == 1 && gen < 64)
+			flushes[gen]++;
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+static void test_sync_flushes_sealed_generations(void)
+{
+	struct journal *j;
+	uint32_t sealed;
+	char a[4096] = { 6 };
+
+	setup();
+	CHECK_EQ(journal_open(&j, dirfd_, 1), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	memset(flushes, 0, sizeof(flushes));
+	/* Sealing flushes only the new generation's header. */
+	CHECK_EQ(journal_seal(j, &sealed), 0);
+	CHECK_EQ(sealed, 1);
+	CHECK_EQ(flushes[1], 0);
+	CHECK_EQ(flushes[2], 1);
+	/* An fsync after the seal covers the write made before it. */
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 4096, sizeof(a), a, NULL), 0);
+	CHECK_EQ(journal_sync(j), 0);
+	CHECK_EQ(flushes[1], 1);
+	CHECK_EQ(flushes[2], 2);
+	/* Nothing new: nothing flushed. */
+	CHECK_EQ(journal_sync(j), 0);
+	CHECK_EQ(flushes[1], 1);
+	CHECK_EQ(flushes[2], 2);
+	/* A sealed generation flushed once stays durable. */
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(journal_sync(j), 0);
+	CHECK_EQ(flushes[1], 1);
+	CHECK_EQ(flushes[2], 3);
+	/* Sealed when everything in it was already durable. */
+	CHECK_EQ(journal_seal(j, &sealed), 0);
+	CHECK_EQ(sealed, 2);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(journal_sync(j), 0);
+	CHECK_EQ(flushes[2], 3);
+	CHECK_EQ(flushes[3], 2);
+	journal_close(j);
+	teardown();
+}
+
+static void test_dropped_generation_never_flushed(void)
+{
+	struct journal *j;
+	uint32_t sealed;
+	char a[4096] = { 7 };
+
+	setup();
+	CHECK_EQ(journal_open(&j, dirfd_, 1), 0);
+	memset(flushes, 0, sizeof(flushes));
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+		CHECK_EQ(journal_seal(j, &sealed), 0);
+		CHECK_EQ(journal_drop(j, sealed), 0);
+	}
+	CHECK_EQ(journal_sync(j), 0);
+	CHECK_EQ(flushes[1], 0);
+	CHECK_EQ(flushes[2], 1);	/* its header, when created */
+	CHECK_EQ(flushes[3], 1);
+	CHECK_EQ(flushes[4], 2);	/* header, then the sync of the active one */
+	/* Two sealed generations waiting, both unsynced: one sync takes both. */
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(journal_seal(j, &sealed), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(journal_seal(j, &sealed), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(journal_sync(j), 0);
+	CHECK_EQ(flushes[4], 3);
+	CHECK_EQ(flushes[5], 2);
+	CHECK_EQ(flushes[6], 2);
+	journal_close(j);
+	teardown();
+}
+
 int main(void)
 {
 	UNIT_RUN(test_append_read_roundtrip);
@@ -221,5 +318,7 @@ int main(void)
 	UNIT_RUN(test_scan_rejects_foreign_file);
 	UNIT_RUN(test_seal_and_drop);
 	UNIT_RUN(test_many_seals_reuse_slots);
+	UNIT_RUN(test_sync_flushes_sealed_generations);
+	UNIT_RUN(test_dropped_generation_never_flushed);
 	return UNIT_DONE();
 }
