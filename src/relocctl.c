@@ -206,8 +206,8 @@ static int follow(const struct mount *m, const char *home, const char *id)
 		if (strcmp(f[0], "done") == 0) {
 			if (tty)
 				fputc('\n', stderr);
-			printf("relocation %s of %s done: %s copied, %s rounds, cutover pause %s ms\n",
-			       id, home, total, f[6], f[7]);
+			printf("relocation %s of %s done: %s copied, %s round%s, cutover pause %s ms\n",
+			       id, home, total, f[6], strcmp(f[6], "1") == 0 ? "" : "s", f[7]);
 			free(p);
 			return 0;
 		}

@@ -49,7 +49,13 @@ teardown() {
 	inodes_before=$(rfs_inodes "$MNT/vm1")
 
 	reloc_migrate vm1 "$DST" --wait --pause-budget 300
-	local id=$RELOC_ID
+	local id=$RELOC_ID summary=${lines[1]:-} nrounds
+	# the summary on stdout, "1 round" but "N rounds"
+	[[ $summary =~ ^relocation\ $id\ of\ vm1\ done:\ [0-9.]+\ [KMGT]?i?B\ copied,\ ([0-9]+)\ round(s?),\ cutover\ pause\ [0-9.]+\ ms$ ]] ||
+		fail "migrate --wait: unexpected summary line '$summary' (stdout: $output)"
+	nrounds=${BASH_REMATCH[1]}
+	if [ "$nrounds" = 1 ]; then [ -z "${BASH_REMATCH[2]}" ]; else [ "${BASH_REMATCH[2]}" = s ]; fi ||
+		fail "migrate --wait: '$summary': the plural does not match $nrounds"
 	# progress goes to stderr as plain lines when it is not a terminal
 	if [[ $RELOC_MIGRATE_ERR == *$'\r'* || $RELOC_MIGRATE_ERR == *$'\e'* ]]; then
 		fail "migrate --wait wrote terminal control characters to a non-terminal stderr: $(printf '%q' "$RELOC_MIGRATE_ERR")"
@@ -78,6 +84,8 @@ teardown() {
 	reloc_assert_valid_status
 	[ "$(rq phase "$id")" = "done" ] || fail "relocation $id: phase $(rq phase "$id"), expected done: $RELOC_JSON"
 	[ "$(rq get "$id" home)" = vm1 ]
+	[ "$(rq get "$id" rounds)" = "$nrounds" ] ||
+		fail "the summary said $nrounds rounds, the status $(rq get "$id" rounds): $RELOC_JSON"
 	[ "$(readlink -f -- "$(rq get "$id" from)")" = "$(readlink -f -- "$SRC")" ]
 	[ "$(readlink -f -- "$(rq get "$id" to)")" = "$(readlink -f -- "$DST")" ]
 	reloc_assert_home_on vm1 "$DST"
