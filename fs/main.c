@@ -286,8 +286,10 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (failpoint_init() < 0) {
-		fprintf(stderr, "relocfs: RELOCFS_FAILPOINT '%s' is not NAME or NAME@N\n",
-			getenv("RELOCFS_FAILPOINT"));
+		fprintf(stderr, "relocfs: RELOCFS_FAILPOINT '%s' is not NAME or NAME@N, or "
+			"RELOCFS_FAILPOINT_HOLD '%s' is not NAME:/FILE\n",
+			getenv("RELOCFS_FAILPOINT") ? getenv("RELOCFS_FAILPOINT") : "",
+			getenv("RELOCFS_FAILPOINT_HOLD") ? getenv("RELOCFS_FAILPOINT_HOLD") : "");
 		ret = EXIT_USAGE;
 		goto out;
 	}

@@ -11,10 +11,15 @@
  *   rollback-removed
  * and in recovery at mount: recover-replayed recover-committed.
  *
- * Invariant: the armed name and count are set once, before any thread that
- * passes a failpoint starts; only the hit counter changes afterwards. */
+ * RELOCFS_FAILPOINT_HOLD=NAME:FILE holds the first pass through NAME
+ * instead: it creates FILE and waits until the test removes it (at most
+ * 120 s), so that a test can act at that exact step and then let it go on.
+ *
+ * Invariant: the armed names and counts are set once, before any thread
+ * that passes a failpoint starts; only the hit counters change afterwards. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +33,45 @@
 static char armed[64];
 static unsigned long armed_at = 1;
 static unsigned long hits;	/* atomic */
+static char hold_name[64];
+static char hold_file[PATH_MAX];
+static unsigned long hold_hits;	/* atomic */
+
+static int hold_init(void)
+{
+	const char *v = getenv("RELOCFS_FAILPOINT_HOLD");
+	const char *colon;
+	size_t n;
+
+	hold_name[0] = '\0';
+	if (v == NULL || *v == '\0')
+		return 0;
+	colon = strchr(v, ':');
+	if (colon == NULL || colon == v || colon[1] != '/')
+		return -EINVAL;
+	n = (size_t)(colon - v);
+	if (n >= sizeof(hold_name) || strlen(colon + 1) >= sizeof(hold_file))
+		return -EINVAL;
+	memcpy(hold_name, v, n);
+	hold_name[n] = '\0';
+	strcpy(hold_file, colon + 1);
+	return 0;
+}
+
+/* Creates hold_file and waits for it to go. */
+static void hold(const char *name)
+{
+	int fd = open(hold_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		log_error("failpoint hold %s: cannot create %s: %s", name, hold_file, strerror(errno));
+		return;
+	}
+	close(fd);
+	log_warning("failpoint %s: held until %s is removed", name, hold_file);
+	for (int i = 0; i < 12000 && access(hold_file, F_OK) == 0; i++)
+		usleep(10000);
+}
 
 int failpoint_init(void)
 {
@@ -36,6 +80,8 @@ int failpoint_init(void)
 	size_t n;
 
 	armed[0] = '\0';
+	if (hold_init() < 0)
+		return -EINVAL;
 	if (v == NULL || *v == '\0')
 		return 0;
 	at = strchr(v, '@');
@@ -60,6 +106,9 @@ void failpoint(const char *name)
 	char msg[128];
 	int n;
 
+	if (hold_name[0] != '\0' && strcmp(name, hold_name) == 0 &&
+	    __atomic_add_fetch(&hold_hits, 1, __ATOMIC_RELAXED) == 1)
+		hold(name);
 	if (armed[0] == '\0' || strcmp(name, armed) != 0)
 		return;
 	if (__atomic_add_fetch(&hits, 1, __ATOMIC_RELAXED) != armed_at)

@@ -28,6 +28,12 @@
  *   generation nobody synced was never acknowledged, and every acknowledged
  *   record lies in the synced prefix, so a replay ends on each block's
  *   newest acknowledged data or something newer.
+ * - A generation is dropped (its live records being durable in D) only
+ *   after the newer ones are flushed if a sync acknowledged any of its
+ *   records: an acknowledged record that a newer, unsynced one superseded
+ *   was not applied to D, and must not vanish with its generation. The
+ *   unlink is made durable before the drop returns, so that a generation
+ *   flushed in part never comes back to be replayed over newer data.
  * - Recovery trusts nothing: a record counts only if its magic, generation,
  *   bounds and checksum hold; the first that fails ends the generation. */
 #define _GNU_SOURCE
@@ -59,6 +65,7 @@ struct journal_gen {
 	int fd;			/* -1: slot free */
 	uint64_t size;
 	bool unsynced;		/* sealed with records not yet flushed */
+	bool acked;		/* a sync acknowledged some of its records */
 };
 
 struct journal {
@@ -134,6 +141,7 @@ static void gen_install(struct journal *j, int slot, uint32_t gen, int fd)
 	j->gens[slot].fd = fd;
 	j->gens[slot].size = JOURNAL_FILE_HDR;
 	j->gens[slot].unsynced = false;
+	j->gens[slot].acked = false;
 	j->total += JOURNAL_FILE_HDR;
 }
 
@@ -260,48 +268,58 @@ int journal_read(struct journal *j, const struct journal_loc *loc, void *buf, si
 	return pread_full(fd, buf, len, (off_t)loc->off);
 }
 
-int journal_sync(struct journal *j)
+/* Flushes every generation with records not yet durable (the sealed ones,
+ * then the active one); caller holds sync_lock, which keeps seal and drop
+ * out, so the slots and descriptors stay. */
+static int sync_locked(struct journal *j)
 {
 	int fds[JOURNAL_MAX_GENS], slots[JOURNAL_MAX_GENS];
 	uint64_t target;
-	int n = 0, ret = 0;
+	int n = 0;
 
 	pthread_mutex_lock(&j->lock);
 	target = j->appended;
-	pthread_mutex_unlock(&j->lock);
-
-	/* sync_lock keeps seal and drop out: the slots and descriptors stay. */
-	pthread_mutex_lock(&j->sync_lock);
-	/* Someone else's flush, started after our append, covered us. */
-	if (j->synced >= target)
-		goto out;
-	pthread_mutex_lock(&j->lock);
-	target = j->appended;
-	/* The sealed generations with records not yet durable, then the
-	 * active one; nothing is acknowledged before all are flushed. */
 	for (int i = 0; i < JOURNAL_MAX_GENS; i++) {
 		if (i != j->active && j->gens[i].fd >= 0 && j->gens[i].unsynced) {
 			slots[n] = i;
 			fds[n++] = j->gens[i].fd;
 		}
 	}
-	slots[n] = -1;
+	slots[n] = j->active;
 	fds[n++] = j->gens[j->active].fd;
 	pthread_mutex_unlock(&j->lock);
+	/* Nothing is acknowledged before all are flushed. */
+	for (int i = 0; i < n; i++)
+		if (fdatasync(fds[i]) < 0)
+			return -errno;
+	pthread_mutex_lock(&j->lock);
 	for (int i = 0; i < n; i++) {
-		if (fdatasync(fds[i]) < 0) {
-			ret = -errno;
-			goto out;
-		}
+		struct journal_gen *g = &j->gens[slots[i]];
+
 		/* A sealed one takes no more appends: durable for good. */
-		if (slots[i] >= 0) {
-			pthread_mutex_lock(&j->lock);
-			j->gens[slots[i]].unsynced = false;
-			pthread_mutex_unlock(&j->lock);
-		}
+		if (slots[i] != j->active)
+			g->unsynced = false;
+		if (g->size > JOURNAL_FILE_HDR)
+			g->acked = true;
 	}
+	pthread_mutex_unlock(&j->lock);
 	j->synced = target;
-out:
+	return 0;
+}
+
+int journal_sync(struct journal *j)
+{
+	uint64_t target;
+	int ret = 0;
+
+	pthread_mutex_lock(&j->lock);
+	target = j->appended;
+	pthread_mutex_unlock(&j->lock);
+
+	pthread_mutex_lock(&j->sync_lock);
+	/* Someone else's flush, started after our append, covered us. */
+	if (j->synced < target)
+		ret = sync_locked(j);
 	pthread_mutex_unlock(&j->sync_lock);
 	return ret;
 }
@@ -349,6 +367,7 @@ out:
 int journal_drop(struct journal *j, uint32_t gen)
 {
 	struct journal_gen *g;
+	bool acked = false;
 	char name[32];
 	int ret = 0;
 
@@ -356,26 +375,40 @@ int journal_drop(struct journal *j, uint32_t gen)
 	pthread_mutex_lock(&j->sync_lock);
 	pthread_mutex_lock(&j->lock);
 	g = gen_find(j, gen);
-	if (g == NULL) {
+	if (g == NULL)
 		ret = -ENOENT;
-		goto out;
-	}
-	if (g == &j->gens[j->active]) {
+	else if (g == &j->gens[j->active])
 		ret = -EBUSY;
+	else
+		acked = g->acked;
+	pthread_mutex_unlock(&j->lock);
+	if (ret < 0)
 		goto out;
+	/* Newer records may supersede acknowledged ones of this generation
+	 * (those were not applied): they must be durable before it goes. */
+	if (acked) {
+		ret = sync_locked(j);
+		if (ret < 0)
+			goto out;
 	}
 	journal_gen_name(gen, name, sizeof(name));
 	if (unlinkat(j->dirfd, name, 0) < 0 && errno != ENOENT) {
 		ret = -errno;
 		goto out;
 	}
+	if (fsync(j->dirfd) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	pthread_mutex_lock(&j->lock);
 	close(g->fd);
 	g->fd = -1;
 	g->unsynced = false;
+	g->acked = false;
 	j->total -= g->size;
 	j->dropped_bytes += g->size;
-out:
 	pthread_mutex_unlock(&j->lock);
+out:
 	pthread_mutex_unlock(&j->sync_lock);
 	return ret;
 }

@@ -1282,8 +1282,10 @@ static int pending_cmp(const void *a, const void *b)
 }
 
 /* Writes the collected blocks into fd: journal data, D data (rollback) or
- * holes; consecutive blocks are moved together. */
-static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct collect *c, char *buf)
+ * holes; consecutive blocks are moved together. kick: start the writeback
+ * as it goes (a round; never in a pause, where it could block). */
+static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct collect *c,
+			 char *buf, bool kick)
 {
 	uint64_t kick_from = UINT64_MAX;
 
@@ -1321,7 +1323,7 @@ static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct 
 		 * tail only, not for all of it after the apply. */
 		if (kick_from == UINT64_MAX)
 			kick_from = p->block * BS;
-		if ((p->block + k) * BS - kick_from >= APPLY_KICK) {
+		if (kick && (p->block + k) * BS - kick_from >= APPLY_KICK) {
 			sync_file_range(fd, (off_t)kick_from, (off_t)((p->block + k) * BS - kick_from),
 					SYNC_FILE_RANGE_WRITE);
 			kick_from = UINT64_MAX;
@@ -1332,10 +1334,13 @@ static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct 
 }
 
 /* Applies f's journal records of generation gen (0: all) to D and points
- * the index at D for them. Returns the bytes applied or -errno. */
-static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *buf)
+ * the index at D for them. Returns the bytes applied or -errno; *changed
+ * tells whether D changed at all (a size change applies no block). */
+static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *buf, bool round,
+			  bool *changed)
 {
 	struct collect c = { .gen = gen };
+	struct stat st;
 	ssize_t ret = 0;
 
 	pthread_rwlock_wrlock(&f->lock);
@@ -1353,6 +1358,7 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 			if (f->b_limit < f->d_limit)
 				f->d_limit = f->b_limit;
 			f->d_cut = UINT64_MAX;
+			*changed = true;
 		}
 	}
 	extmap_each(&f->map, collect_fn, &c);
@@ -1363,7 +1369,9 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 	}
 	if (c.n > 1)
 		qsort(c.v, c.n, sizeof(*c.v), pending_cmp);
-	ret = write_pending(r, f, f->d_fd, &c, buf);
+	if (c.n > 0)
+		*changed = true;
+	ret = write_pending(r, f, f->d_fd, &c, buf, round);
 	if (ret < 0)
 		goto out;
 	pthread_rwlock_wrlock(&f->lock);
@@ -1375,8 +1383,11 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 		    e->off == c.v[i].off)
 			extmap_set(&f->map, c.v[i].block, EXTMAP_DEST, 0, 0);
 	}
-	if (ftruncate(f->d_fd, (off_t)f->size) < 0)
-		ret = -errno;
+	if (fstat(f->d_fd, &st) < 0 || (uint64_t)st.st_size != f->size) {
+		*changed = true;
+		if (ftruncate(f->d_fd, (off_t)f->size) < 0)
+			ret = -errno;
+	}
 	pthread_rwlock_unlock(&f->lock);
 	if (ret == 0)
 		ret = (ssize_t)(c.n * BS);
@@ -1399,13 +1410,14 @@ static int apply_all(struct reloc *r, uint32_t gen, uint64_t *applied, uint64_t 
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		ssize_t a = apply_dest(r, files[i], gen, buf);
+		bool changed = false;
+		ssize_t a = apply_dest(r, files[i], gen, buf, flush_ns != NULL, &changed);
 
 		if (a < 0) {
 			ret = (int)a;
 			goto out;
 		}
-		if (flush_ns != NULL && a > 0) {
+		if (flush_ns != NULL && changed) {
 			uint64_t t0 = now_ns();
 
 			if (fdatasync(files[i]->d_fd) < 0) {
@@ -1457,7 +1469,7 @@ static int restore_source(struct reloc *r)
 		if (ret == 0) {
 			if (c.n > 1)
 				qsort(c.v, c.n, sizeof(*c.v), pending_cmp);
-			ret = write_pending(r, f, w, &c, buf);
+			ret = write_pending(r, f, w, &c, buf, false);
 		}
 		if (ret == 0 && ftruncate(w, (off_t)f->size) < 0)
 			ret = -errno;
@@ -1582,7 +1594,7 @@ static int converge(struct reloc *r)
 		pthread_mutex_lock(&r->lock);
 		round = ++r->rounds;
 		pthread_mutex_unlock(&r->lock);
-		log_info("relocation %llu: round %u applied %llu KiB of %llu KiB journaled in %.1f ms (flush %.1f ms)",
+		log_debug("relocation %llu: round %u applied %llu KiB of %llu KiB journaled in %.1f ms (flush %.1f ms)",
 			 (unsigned long long)r->id, round, (unsigned long long)(applied >> 10),
 			 (unsigned long long)(active >> 10), (double)dt / 1e6, (double)flush_ns / 1e6);
 	}

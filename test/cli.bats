@@ -123,6 +123,21 @@ daemon_pid() {
 	[[ $stderr == "relocfs: usage: relocfs [options] SOURCE MOUNTPOINT"* ]] || fail "usage line: $stderr"
 }
 
+@test "a malformed RELOCFS_FAILPOINT or RELOCFS_FAILPOINT_HOLD: exit 2, naming it, nothing mounted" {
+	local v
+	for v in "RELOCFS_FAILPOINT=copy-chunk@0" "RELOCFS_FAILPOINT=@3"; do
+		run --separate-stderr env "$v" timeout 20 "$RELOCFS" -o "state_dir=$STATE" "$SRC" "$MNT"
+		assert_cli_error 2 "RELOCFS_FAILPOINT '${v#*=}' is not NAME or NAME@N"
+		assert_nothing_mounted "$MNT"
+	done
+	for v in "RELOCFS_FAILPOINT_HOLD=round-sealed" "RELOCFS_FAILPOINT_HOLD=round-sealed:relative/file" \
+		"RELOCFS_FAILPOINT_HOLD=:/tmp/x"; do
+		run --separate-stderr env "$v" timeout 20 "$RELOCFS" -o "state_dir=$STATE" "$SRC" "$MNT"
+		assert_cli_error 2 "RELOCFS_FAILPOINT_HOLD '${v#*=}' is not NAME:/FILE"
+		assert_nothing_mounted "$MNT"
+	done
+}
+
 @test "SOURCE without MOUNTPOINT: exit 2, usage line" {
 	run_relocfs -o "state_dir=$STATE" "$SRC"
 	assert_cli_error 2 "relocfs: usage: relocfs [options] SOURCE MOUNTPOINT" "--help"

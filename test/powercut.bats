@@ -330,6 +330,63 @@ time.sleep(3600)' "$MNT/$f" "$x" "$BATS_TEST_TMPDIR" </dev/null >"$BATS_TEST_TMP
 	pc round-dropped@2 forward run --manual-cutover --pause-budget 1
 }
 
+# pc_pwrite FILE OFFSET LENGTH BYTE [fsync]: LENGTH bytes of BYTE at OFFSET
+# through the mount, fsync'ed when asked
+pc_pwrite() {
+	"$RFS_PY" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.pwrite(fd, sys.argv[4].encode() * int(sys.argv[3]), int(sys.argv[2]))
+if sys.argv[5:] == ["fsync"]:
+    os.fsync(fd)
+os.close(fd)' "$@"
+}
+
+@test "power cut after a round dropped a generation whose fsync'ed write a newer, unsynced one superseded: the fsync'ed data or newer is kept" {
+	local hold=$BATS_TEST_TMPDIR/hold got
+	# held at the first round's seal (in ready: nothing to converge before)
+	local -a RFS_LAUNCHER=(env RELOCFS_FAILPOINT=round-dropped "RELOCFS_FAILPOINT_HOLD=round-sealed:$hold")
+	reloc_mount
+	pc_migrate --manual-cutover --pause-budget 1
+	pc_wait_phase ready
+	# 512 KiB of A, acknowledged: the round seals its generation and holds
+	pc_pwrite "$MNT/vm1/disk-flat.vmdk" 0 524288 A fsync
+	rfs_wait_file "$hold" 30
+	# block 0 rewritten, not fsync'ed, in the next generation: the round
+	# will not apply block 0 of the sealed one
+	pc_pwrite "$MNT/vm1/disk-flat.vmdk" 0 4096 B
+	rm -f -- "$hold"
+	pc_cut round-dropped
+	pc_restart
+	reloc_assert_home_on vm1 "$FFS/dst"
+	for f in "$MNT/vm1/disk-flat.vmdk" "$BACK/dst/vm1/disk-flat.vmdk"; do
+		got=$("$RFS_PY" -c 'import sys
+d = open(sys.argv[1], "rb").read(524288)
+b0 = d[:4096]
+print("ok" if b0 in (b"A" * 4096, b"B" * 4096) and d[4096:] == b"A" * (524288 - 4096) else "lost: block 0 starts %r" % b0[:8])' "$f")
+		[ "$got" = ok ] || fail "$f: the fsync'ed write is $got"
+	done
+}
+
+@test "power cut after a round whose only change to a file was an fsync'ed size change: the size is kept" {
+	pc_mount round-dropped
+	pc_migrate --manual-cutover --pause-budget 1
+	pc_wait_phase ready
+	"$RFS_PY" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.ftruncate(fd, 100000)
+os.fsync(fd)
+os.close(fd)' "$MNT/vm1/vm1.nvram"
+	# enough journal for a round
+	pc_pwrite "$MNT/vm1/disk-flat.vmdk" 0 524288 A fsync
+	pc_cut round-dropped
+	pc_restart
+	reloc_assert_home_on vm1 "$FFS/dst"
+	[ "$(stat -c %s -- "$MNT/vm1/vm1.nvram")" = 100000 ] ||
+		fail "vm1.nvram through the mount: size $(stat -c %s -- "$MNT/vm1/vm1.nvram"), fsync'ed 100000"
+	[ "$(stat -c %s -- "$BACK/dst/vm1/vm1.nvram")" = 100000 ] ||
+		fail "vm1.nvram in the backing dir: size $(stat -c %s -- "$BACK/dst/vm1/vm1.nvram"), fsync'ed 100000"
+}
+
 # ---------------------------------------------------------------- cutover
 
 @test "power cut right after the cutover, before the destination is flushed: rolled forward" {

@@ -58,7 +58,10 @@ int journal_sync(struct journal *j);
  * generation's number. */
 int journal_seal(struct journal *j, uint32_t *sealed);
 
-/* Deletes a sealed generation whose records are all applied elsewhere. */
+/* Deletes a sealed generation whose live records are durable elsewhere.
+ * If a sync acknowledged any of its records, the newer generations are
+ * flushed first (a newer record may supersede an acknowledged one); the
+ * deletion itself is durable when it returns. */
 int journal_drop(struct journal *j, uint32_t gen);
 
 uint32_t journal_active_gen(struct journal *j);

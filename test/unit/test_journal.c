@@ -236,6 +236,50 @@ int fdatasync(int fd)
 	return (int)syscall(SYS_fdatasync, fd);
 }
 
+static int dir_fsyncs;
+
+int fsync(int fd)
+{
+	struct stat a, b;
+
+	if (fstat(fd, &a) == 0 && stat(dir, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+		dir_fsyncs++;
+	return (int)syscall(SYS_fsync, fd);
+}
+
+static void test_drop_after_ack_flushes_newer_first(void)
+{
+	struct journal *j;
+	uint32_t sealed;
+	char a[4096] = { 8 };
+
+	setup();
+	CHECK_EQ(journal_open(&j, dirfd_, 1), 0);
+	/* Acknowledged in gen 1, then superseded in gen 2 without a sync. */
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(journal_sync(j), 0);
+	CHECK_EQ(journal_seal(j, &sealed), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	memset(flushes, 0, sizeof(flushes));
+	dir_fsyncs = 0;
+	CHECK_EQ(journal_drop(j, sealed), 0);
+	CHECK_EQ(flushes[2], 1);
+	CHECK_EQ(flushes[1], 0);
+	CHECK_EQ(dir_fsyncs, 1);
+	/* That flush counts as the sync of everything appended so far. */
+	CHECK_EQ(journal_sync(j), 0);
+	CHECK_EQ(flushes[2], 1);
+	/* Gen 2 was acknowledged by the drop's flush: its drop flushes gen 3. */
+	CHECK_EQ(journal_seal(j, &sealed), 0);
+	CHECK_EQ(sealed, 2);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(journal_drop(j, 2), 0);
+	CHECK_EQ(flushes[3], 2);	/* header, then before the drop */
+	CHECK_EQ(dir_fsyncs, 3);	/* gen 3's creation, and the two drops */
+	journal_close(j);
+	teardown();
+}
+
 static void test_sync_flushes_sealed_generations(void)
 {
 	struct journal *j;
@@ -320,5 +364,6 @@ int main(void)
 	UNIT_RUN(test_many_seals_reuse_slots);
 	UNIT_RUN(test_sync_flushes_sealed_generations);
 	UNIT_RUN(test_dropped_generation_never_flushed);
+	UNIT_RUN(test_drop_after_ack_flushes_newer_first);
 	return UNIT_DONE();
 }
