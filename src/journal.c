@@ -64,8 +64,10 @@ struct journal_gen {
 	uint32_t gen;
 	int fd;			/* -1: slot free */
 	uint64_t size;
-	bool unsynced;		/* sealed with records not yet flushed */
-	bool acked;		/* a sync acknowledged some of its records */
+	/* Its records are the journal's bytes [first, last) of j->appended;
+	 * last is UINT64_MAX while it is active. Against j->synced these say
+	 * whether it needs a flush and whether a sync acknowledged any. */
+	uint64_t first, last;
 };
 
 struct journal {
@@ -75,8 +77,8 @@ struct journal {
 	struct journal_gen gens[JOURNAL_MAX_GENS];
 	int active;		/* index into gens */
 	uint64_t seq;
-	uint64_t appended;	/* bytes appended to the active gen, ever */
-	uint64_t synced;	/* of those, made durable */
+	uint64_t appended;	/* bytes appended to the journal, ever */
+	uint64_t synced;	/* of those, made durable; under sync_lock */
 	uint64_t dropped_bytes;
 	uint64_t total;		/* bytes in live generations */
 };
@@ -140,8 +142,8 @@ static void gen_install(struct journal *j, int slot, uint32_t gen, int fd)
 	j->gens[slot].gen = gen;
 	j->gens[slot].fd = fd;
 	j->gens[slot].size = JOURNAL_FILE_HDR;
-	j->gens[slot].unsynced = false;
-	j->gens[slot].acked = false;
+	j->gens[slot].first = j->appended;
+	j->gens[slot].last = UINT64_MAX;
 	j->total += JOURNAL_FILE_HDR;
 }
 
@@ -273,36 +275,24 @@ int journal_read(struct journal *j, const struct journal_loc *loc, void *buf, si
  * out, so the slots and descriptors stay. */
 static int sync_locked(struct journal *j)
 {
-	int fds[JOURNAL_MAX_GENS], slots[JOURNAL_MAX_GENS];
+	int fds[JOURNAL_MAX_GENS];
 	uint64_t target;
 	int n = 0;
 
 	pthread_mutex_lock(&j->lock);
 	target = j->appended;
 	for (int i = 0; i < JOURNAL_MAX_GENS; i++) {
-		if (i != j->active && j->gens[i].fd >= 0 && j->gens[i].unsynced) {
-			slots[n] = i;
-			fds[n++] = j->gens[i].fd;
-		}
+		const struct journal_gen *g = &j->gens[i];
+
+		if (i != j->active && g->fd >= 0 && g->first < g->last && j->synced < g->last)
+			fds[n++] = g->fd;
 	}
-	slots[n] = j->active;
 	fds[n++] = j->gens[j->active].fd;
 	pthread_mutex_unlock(&j->lock);
 	/* Nothing is acknowledged before all are flushed. */
 	for (int i = 0; i < n; i++)
 		if (fdatasync(fds[i]) < 0)
 			return -errno;
-	pthread_mutex_lock(&j->lock);
-	for (int i = 0; i < n; i++) {
-		struct journal_gen *g = &j->gens[slots[i]];
-
-		/* A sealed one takes no more appends: durable for good. */
-		if (slots[i] != j->active)
-			g->unsynced = false;
-		if (g->size > JOURNAL_FILE_HDR)
-			g->acked = true;
-	}
-	pthread_mutex_unlock(&j->lock);
 	j->synced = target;
 	return 0;
 }
@@ -354,7 +344,7 @@ int journal_seal(struct journal *j, uint32_t *sealed)
 	}
 	pthread_mutex_lock(&j->lock);
 	g = &j->gens[j->active];
-	g->unsynced = j->synced < j->appended;
+	g->last = j->appended;
 	gen_install(j, slot, next, fd);
 	*sealed = g->gen;
 	j->active = slot;
@@ -380,13 +370,13 @@ int journal_drop(struct journal *j, uint32_t gen)
 	else if (g == &j->gens[j->active])
 		ret = -EBUSY;
 	else
-		acked = g->acked;
+		acked = g->first < g->last && j->synced > g->first && j->synced < j->appended;
 	pthread_mutex_unlock(&j->lock);
 	if (ret < 0)
 		goto out;
 	/* Newer records may supersede acknowledged ones of this generation
 	 * (those were not applied): they must be durable before it goes. */
-	if (acked) {
+	if (acked) {	/* and something is not durable yet */
 		ret = sync_locked(j);
 		if (ret < 0)
 			goto out;
@@ -403,8 +393,6 @@ int journal_drop(struct journal *j, uint32_t gen)
 	pthread_mutex_lock(&j->lock);
 	close(g->fd);
 	g->fd = -1;
-	g->unsynced = false;
-	g->acked = false;
 	j->total -= g->size;
 	j->dropped_bytes += g->size;
 	pthread_mutex_unlock(&j->lock);

@@ -1321,12 +1321,16 @@ static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct 
 		/* Start writeback as the blocks go (they are in ascending
 		 * order): the flush that ends the round then waits for the
 		 * tail only, not for all of it after the apply. */
-		if (kick_from == UINT64_MAX)
-			kick_from = p->block * BS;
-		if (kick && (p->block + k) * BS - kick_from >= APPLY_KICK) {
-			sync_file_range(fd, (off_t)kick_from, (off_t)((p->block + k) * BS - kick_from),
-					SYNC_FILE_RANGE_WRITE);
-			kick_from = UINT64_MAX;
+		if (kick) {
+			uint64_t end = (p->block + k) * BS;
+
+			if (kick_from == UINT64_MAX)
+				kick_from = p->block * BS;
+			if (end - kick_from >= APPLY_KICK) {
+				sync_file_range(fd, (off_t)kick_from, (off_t)(end - kick_from),
+						SYNC_FILE_RANGE_WRITE);
+				kick_from = UINT64_MAX;
+			}
 		}
 		i += k;
 	}
@@ -1396,7 +1400,9 @@ out:
 	return ret;
 }
 
-/* Applies one generation (0: all) to every file and flushes what changed. */
+/* Applies one generation (0: all) to every file. A round passes flush_ns:
+ * what changed is flushed (the time spent added there) and writeback starts
+ * as it goes; the cutover passes NULL: no flush in the pause. */
 static int apply_all(struct reloc *r, uint32_t gen, uint64_t *applied, uint64_t *flush_ns)
 {
 	size_t n;

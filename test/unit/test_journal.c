@@ -236,6 +236,14 @@ int fdatasync(int fd)
 	return (int)syscall(SYS_fdatasync, fd);
 }
 
+/* One 4 KiB write record (what it holds does not matter here). */
+static int put(struct journal *j)
+{
+	static const char data[4096];
+
+	return journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(data), data, NULL);
+}
+
 static int dir_fsyncs;
 
 int fsync(int fd)
@@ -251,15 +259,14 @@ static void test_drop_after_ack_flushes_newer_first(void)
 {
 	struct journal *j;
 	uint32_t sealed;
-	char a[4096] = { 8 };
 
 	setup();
 	CHECK_EQ(journal_open(&j, dirfd_, 1), 0);
 	/* Acknowledged in gen 1, then superseded in gen 2 without a sync. */
-	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(put(j), 0);
 	CHECK_EQ(journal_sync(j), 0);
 	CHECK_EQ(journal_seal(j, &sealed), 0);
-	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(put(j), 0);
 	memset(flushes, 0, sizeof(flushes));
 	dir_fsyncs = 0;
 	CHECK_EQ(journal_drop(j, sealed), 0);
@@ -272,7 +279,7 @@ static void test_drop_after_ack_flushes_newer_first(void)
 	/* Gen 2 was acknowledged by the drop's flush: its drop flushes gen 3. */
 	CHECK_EQ(journal_seal(j, &sealed), 0);
 	CHECK_EQ(sealed, 2);
-	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(put(j), 0);
 	CHECK_EQ(journal_drop(j, 2), 0);
 	CHECK_EQ(flushes[3], 2);	/* header, then before the drop */
 	CHECK_EQ(dir_fsyncs, 3);	/* gen 3's creation, and the two drops */
@@ -284,11 +291,10 @@ static void test_sync_flushes_sealed_generations(void)
 {
 	struct journal *j;
 	uint32_t sealed;
-	char a[4096] = { 6 };
 
 	setup();
 	CHECK_EQ(journal_open(&j, dirfd_, 1), 0);
-	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(put(j), 0);
 	memset(flushes, 0, sizeof(flushes));
 	/* Sealing flushes only the new generation's header. */
 	CHECK_EQ(journal_seal(j, &sealed), 0);
@@ -296,7 +302,7 @@ static void test_sync_flushes_sealed_generations(void)
 	CHECK_EQ(flushes[1], 0);
 	CHECK_EQ(flushes[2], 1);
 	/* An fsync after the seal covers the write made before it. */
-	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 4096, sizeof(a), a, NULL), 0);
+	CHECK_EQ(put(j), 0);
 	CHECK_EQ(journal_sync(j), 0);
 	CHECK_EQ(flushes[1], 1);
 	CHECK_EQ(flushes[2], 2);
@@ -305,14 +311,14 @@ static void test_sync_flushes_sealed_generations(void)
 	CHECK_EQ(flushes[1], 1);
 	CHECK_EQ(flushes[2], 2);
 	/* A sealed generation flushed once stays durable. */
-	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(put(j), 0);
 	CHECK_EQ(journal_sync(j), 0);
 	CHECK_EQ(flushes[1], 1);
 	CHECK_EQ(flushes[2], 3);
 	/* Sealed when everything in it was already durable. */
 	CHECK_EQ(journal_seal(j, &sealed), 0);
 	CHECK_EQ(sealed, 2);
-	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(put(j), 0);
 	CHECK_EQ(journal_sync(j), 0);
 	CHECK_EQ(flushes[2], 3);
 	CHECK_EQ(flushes[3], 2);
@@ -324,13 +330,12 @@ static void test_dropped_generation_never_flushed(void)
 {
 	struct journal *j;
 	uint32_t sealed;
-	char a[4096] = { 7 };
 
 	setup();
 	CHECK_EQ(journal_open(&j, dirfd_, 1), 0);
 	memset(flushes, 0, sizeof(flushes));
 	for (int i = 0; i < 3; i++) {
-		CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+		CHECK_EQ(put(j), 0);
 		CHECK_EQ(journal_seal(j, &sealed), 0);
 		CHECK_EQ(journal_drop(j, sealed), 0);
 	}
@@ -340,11 +345,11 @@ static void test_dropped_generation_never_flushed(void)
 	CHECK_EQ(flushes[3], 1);
 	CHECK_EQ(flushes[4], 2);	/* header, then the sync of the active one */
 	/* Two sealed generations waiting, both unsynced: one sync takes both. */
-	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(put(j), 0);
 	CHECK_EQ(journal_seal(j, &sealed), 0);
-	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(put(j), 0);
 	CHECK_EQ(journal_seal(j, &sealed), 0);
-	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+	CHECK_EQ(put(j), 0);
 	CHECK_EQ(journal_sync(j), 0);
 	CHECK_EQ(flushes[4], 3);
 	CHECK_EQ(flushes[5], 2);

@@ -938,6 +938,20 @@ static int force_round(struct rfile *f, size_t off, size_t len)
 	return verify_view(f, path);
 }
 
+/* Cuts the current relocation over; it must end done with the big file on
+ * the destination equal to the model. */
+static void cutover_to_model(void)
+{
+	struct reloc_status st;
+	char path[PATH_MAX];
+
+	CHECK_EQ(reloc_cutover(cur), 0);
+	CHECK(finish(&st));
+	CHECK_STR(reloc_phase_name(st.phase), "done");
+	pathf(path, sizeof(path), "%s/%s", g_dst, "vm1/" BIG);
+	CHECK(file_equals_model(path));
+}
+
 /* ---------------------------------------------------------------- tests */
 
 static const struct reloc_opts base_opts = { .pause_budget_ms = 100, .copy_threads = 2 };
@@ -1072,8 +1086,6 @@ static size_t heap_in_use(void)
 static void test_edge_write_buffers_freed_with_their_thread(void)
 {
 	struct reloc_opts o = base_opts;
-	struct reloc_status st;
-	char path[PATH_MAX];
 	size_t before = 0, after;
 	const int threads = 16;
 
@@ -1095,11 +1107,7 @@ static void test_edge_write_buffers_freed_with_their_thread(void)
 	printf("# heap in use %zu -> %zu bytes after %d more threads\n", before, after, threads - 1);
 	CHECK(after < before + (4u << 20));
 	CHECK(wait_phase(cur, RELOC_READY, WAIT_MS));
-	CHECK_EQ(reloc_cutover(cur), 0);
-	CHECK(finish(&st));
-	CHECK_STR(reloc_phase_name(st.phase), "done");
-	pathf(path, sizeof(path), "%s/%s", g_dst, "vm1/" BIG);
-	CHECK(file_equals_model(path));
+	cutover_to_model();
 	teardown();
 }
 
@@ -1199,8 +1207,7 @@ static void test_flip_failure_rolls_back(void)
 static void test_truncate_down_up_after_round(void)
 {
 	struct reloc_opts o = base_opts;
-	struct reloc_status st;
-	char path[PATH_MAX], spath[PATH_MAX];
+	char spath[PATH_MAX];
 
 	setup();
 	o.manual_cutover = true;
@@ -1213,11 +1220,7 @@ static void test_truncate_down_up_after_round(void)
 	CHECK_EQ(verify_view(cur_f, spath), 0);
 	CHECK_EQ(e_truncate(cur_f, 7 * MIB + 5), 0);
 	CHECK_EQ(verify_view(cur_f, spath), 0);
-	CHECK_EQ(reloc_cutover(cur), 0);
-	CHECK(finish(&st));
-	CHECK_STR(reloc_phase_name(st.phase), "done");
-	pathf(path, sizeof(path), "%s/%s", g_dst, "vm1/" BIG);
-	CHECK(file_equals_model(path));
+	cutover_to_model();
 	teardown();
 }
 
