@@ -36,6 +36,7 @@
 #include "relocfs/fsops.h"
 #include "relocfs/log.h"
 #include "relocfs/treeutil.h"
+#include "relocfs/wire.h"
 
 #define PROC_PATH_MAX 64
 #define XATTR_CAPS "security.capability"
@@ -367,7 +368,8 @@ static void mirror_attr(struct home *h, struct inode *inode)
 
 /* The mode a chmod by the caller leaves: like a local filesystem, setgid
  * is dropped when a user outside the file's group sets a mode with it. The
- * kernel's kill-priv request on a user's write relies on this too. */
+ * kernel's kill-priv chmod on a user's write (without
+ * FUSE_HANDLE_KILLPRIV_V2) relies on this too. */
 static mode_t chmod_mode(fuse_req_t req, struct inode *inode, const struct stat *attr, int valid)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -393,25 +395,53 @@ static mode_t chmod_mode(fuse_req_t req, struct inode *inode, const struct stat 
 	return mode & ~S_ISGID;
 }
 
-/* A user's write drops setgid from a file whose group may not execute when
- * the user is not in that group (the kernel handles the other cases). The
- * kernel's cached mode is stale then, so it is told to ask again. */
-static void kill_sgid_on_write(fuse_req_t req, struct open_file *of, fuse_ino_t ino)
+static bool caller_in_group(fuse_req_t req, const gid_t *groups, int ngroups, gid_t gid)
+{
+	gid_t buf[64];
+
+	if (groups == NULL) {
+		int n = fuse_req_getgroups(req, 64, buf);
+
+		if (fuse_req_ctx(req)->gid == gid)
+			return true;
+		groups = buf;
+		ngroups = n < 0 ? 0 : n > 64 ? 64 : n;
+	}
+	for (int i = 0; i < ngroups; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* Drops setuid/setgid after a write or truncate by a caller without
+ * CAP_FSETID, as the VFS does: setuid always, setgid from a group-executable
+ * file or when the caller is outside the file's group. With
+ * FUSE_HANDLE_KILLPRIV_V2 (all) the kernel leaves all of it to relocfs;
+ * without, it sends the first two as a chmod and only the last is left.
+ * groups are the caller's, NULL to ask the kernel. True if the mode changed:
+ * the kernel's cached one is stale then. */
+static bool kill_suidgid(fuse_req_t req, struct inode *inode, int fd, bool all,
+			 const gid_t *groups, int ngroups)
 {
 	char path[PROC_PATH_MAX];
+	mode_t kill = 0;
 	struct stat st;
 
-	if (of->groups == NULL || fstat(of->fd, &st) < 0 ||
-	    (st.st_mode & (S_ISGID | S_IXGRP)) != S_ISGID)
-		return;
-	for (int i = 0; i < of->ngroups; i++)
-		if (of->groups[i] == st.st_gid)
-			return;
-	proc_path(path, of->inode->fd);
-	if (chmod(path, st.st_mode & 07777 & ~S_ISGID) < 0)
-		return;
-	mirror_attr(of->inode->home, of->inode);
-	fuse_lowlevel_notify_inval_inode(fs_of(req)->se, ino, -1, 0);
+	if ((fd >= 0 ? fstat(fd, &st) : fstatat(inode->fd, "", &st, AT_EMPTY_PATH)) < 0 ||
+	    !S_ISREG(st.st_mode) || !(st.st_mode & (S_ISUID | S_ISGID)))
+		return false;
+	if (all && (st.st_mode & S_ISUID))
+		kill |= S_ISUID;
+	if ((st.st_mode & S_ISGID) &&
+	    ((st.st_mode & S_IXGRP) ? all : !caller_in_group(req, groups, ngroups, st.st_gid)))
+		kill |= S_ISGID;
+	if (kill == 0)
+		return false;
+	proc_path(path, inode->fd);
+	if (chmod(path, st.st_mode & 07777 & ~kill) < 0)
+		return false;
+	mirror_attr(inode->home, inode);
+	return true;
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -456,6 +486,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			ret = -errno;
 		if (ret < 0)
 			goto out;
+		if (wire_kill_priv_v2() && wire_kill_suidgid())
+			kill_suidgid(req, inode, fd, true, NULL, 0);
 	}
 	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
 		ret = set_times(inode, fd, attr, valid);
@@ -878,6 +910,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			goto out;
 		}
 	}
+	if ((fi->flags & O_TRUNC) && wire_kill_priv_v2() && wire_kill_suidgid() &&
+	    kill_suidgid(req, inode, fd, true, NULL, 0))
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	of = open_file_new(req, inode, fd, fi->flags);
 	if (of == NULL) {
 		close(fd);
@@ -973,8 +1008,9 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		n = fuse_buf_copy(&out, in, 0);
 	}
 out:
-	if (n > 0 && of->groups != NULL)
-		kill_sgid_on_write(req, of, ino);
+	if (n > 0 && (wire_kill_priv_v2() ? wire_kill_suidgid() : of->groups != NULL) &&
+	    kill_suidgid(req, of->inode, of->fd, wire_kill_priv_v2(), of->groups, of->ngroups))
+		fuse_lowlevel_notify_inval_inode(fs_of(req)->se, ino, -1, 0);
 	gate_leave(h);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);

@@ -28,6 +28,7 @@
 #include "relocfs/fileutil.h"
 #include "relocfs/fsops.h"
 #include "relocfs/log.h"
+#include "relocfs/wire.h"
 #include "relocfs/statedir.h"
 
 #define EXIT_USAGE 2
@@ -395,6 +396,11 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, mountpoint) != 0)
 		goto out;
 	mounted = 1;
+	r = wire_install(se, true);
+	if (r < 0) {
+		fprintf(stderr, "relocfs: FUSE I/O hooks: %s\n", strerror(-r));
+		goto out;
+	}
 	if (fuse_daemonize(fopts.foreground) != 0)
 		goto out;
 	if (!fopts.foreground)

@@ -325,6 +325,22 @@ daemon_pid() {
 	grep -qi lookup "$RFS_LOG" || fail "no LOOKUP request in the -d output: $(head -c 2000 "$RFS_LOG")"
 }
 
+@test "a write is one FUSE request: the kernel asks for security.capability once, not before each write" {
+	rfs_require_root
+	rfs_mount "$SRC" "$MNT" -d
+	grep -q "FUSE_HANDLE_KILLPRIV_V2 added" "$RFS_LOG" ||
+		skip "this kernel does not offer FUSE_HANDLE_KILLPRIV_V2"
+	head -c 409600 /dev/urandom >"$T/data"
+	: >"$T/before"
+	cp -- "$RFS_LOG" "$T/before"
+	dd if="$T/data" of="$MNT/f" bs=4k count=100 status=none
+	cmp -- "$T/data" "$SRC/f"
+	run bash -c 'tail -c +$(($(stat -c %s "$1") + 1)) "$2" | grep -c "opcode: WRITE"' _ "$T/before" "$RFS_LOG"
+	assert_output 100
+	run bash -c 'tail -c +$(($(stat -c %s "$1") + 1)) "$2" | grep -c "opcode: GETXATTR"' _ "$T/before" "$RFS_LOG"
+	[ "$output" -le 1 ] || fail "$output GETXATTR requests for 100 writes"
+}
+
 @test "-s (single-threaded) serves reads and writes correctly" {
 	rfs_require_root
 	rfs_mount "$SRC" "$MNT" -s

@@ -385,6 +385,18 @@ teardown() { posix_teardown; }
 	case_user_write_clears_setuid_setgid
 }
 
+@test "an O_TRUNC open by a non-root user clears setuid/setgid like native" {
+	case_user_truncating_open_clears_setuid_setgid
+}
+
+@test "a write or truncate by root keeps setuid/setgid like native" {
+	case_root_write_keeps_setuid_setgid
+}
+
+@test "a write or truncate drops a file capability like native, also one set after earlier writes" {
+	case_write_drops_file_capability
+}
+
 @test "a non-root user's files in a setgid directory get its group, umask applies" {
 	case_user_setgid_dir_and_umask
 }

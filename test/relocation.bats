@@ -146,6 +146,43 @@ teardown() {
 	reloc_assert_no_journal
 }
 
+# The kernel leaves the dropping of setuid/setgid to relocfs
+# (FUSE_HANDLE_KILLPRIV_V2); while the data lives in the journal it must
+# still happen, and reach the destination.
+@test "in ready, a non-root user's write, truncate and O_TRUNC open clear setuid/setgid; the destination keeps it" {
+	reloc_make_home vm1 4 16
+	local f
+	for f in w t o k; do
+		printf 'data of %s\n' "$f" >"$SRC/vm1/$f"
+	done
+	chmod 6777 "$SRC/vm1/w" "$SRC/vm1/t" "$SRC/vm1/o"
+	chmod 2666 "$SRC/vm1/k"
+	chmod 755 "$SRC/vm1"
+	reloc_mount
+	rfs_allow_traverse "$MNT/vm1"
+	reloc_migrate vm1 "$DST" --manual-cutover
+	local id=$RELOC_ID
+	reloc_wait_phase "$id" ready 60
+
+	rfs_as_user sh -c 'echo more >>"$1/w" && truncate -s 2 "$1/t" && echo new >"$1/o" && echo more >>"$1/k"' _ "$MNT/vm1"
+	run stat -c '%n %a %s' -- "$MNT/vm1/w" "$MNT/vm1/t" "$MNT/vm1/o" "$MNT/vm1/k"
+	assert_output "$MNT/vm1/w 777 15
+$MNT/vm1/t 777 2
+$MNT/vm1/o 777 4
+$MNT/vm1/k 666 15"
+
+	run --separate-stderr rctl cutover "$MNT/vm1"
+	[ "$status" = 0 ] || fail "relocctl cutover: exit $status: $stderr"
+	reloc_wait_phase "$id" "done" 60
+	run stat -c '%n %a %s' -- "$DST/vm1/w" "$DST/vm1/t" "$DST/vm1/o" "$DST/vm1/k"
+	assert_output "$DST/vm1/w 777 15
+$DST/vm1/t 777 2
+$DST/vm1/o 777 4
+$DST/vm1/k 666 15"
+	[ "$(cat -- "$DST/vm1/w")" = "$(printf 'data of w\nmore')" ]
+	[ "$(cat -- "$DST/vm1/o")" = new ]
+}
+
 # ---------------------------------------------------------------- namespace churn
 
 # The home of mktree.py (a few hundred files: sparse ones, xattrs, hard links,

@@ -726,6 +726,30 @@ case_user_write_clears_setuid_setgid() {
 	rfs_assert_same_tree
 }
 
+# Opening with O_TRUNC is a truncate: it drops the bits as a write does.
+case_user_truncating_open_clears_setuid_setgid() {
+	rfs_native 'echo x > f; chmod 4777 f; echo y > g; chmod 2777 g; echo z > h; chmod 6666 h; echo k > k; chmod 2666 k'
+	rfs_both_user ': > f; : > g; : > h; : > k; stat -c "%n %a %s" f g h k'
+	rfs_assert_same_tree
+}
+
+# root has CAP_FSETID: its writes and truncates keep the bits.
+case_root_write_keeps_setuid_setgid() {
+	rfs_native 'echo x > f; chmod 4777 f; echo y > g; chmod 2777 g; echo z > h; chmod 6666 h; echo k > k; chmod 2666 k'
+	rfs_both 'echo more >> f; : > g; truncate -s 1 h; echo more >> k; stat -c "%n %a %s" f g h k'
+	rfs_assert_same_tree
+}
+
+# A file capability does not survive a write, by root or a user, nor a
+# truncate; relocfs's kernel cache of "nothing to drop" must not hide one
+# set later.
+case_write_drops_file_capability() {
+	rfs_native 'for f in r u t; do echo x > $f; chmod 666 $f; done'
+	rfs_both 'cap=0sAQAAAgAEAAAAAAAAAAAAAAAAAAA=; for f in r u t; do echo y >> $f; setfattr -n security.capability -v $cap $f; getfattr -n security.capability --only-values $f | od -An -tx1; done; echo z >> r; truncate -s 1 t; for f in r t; do getfattr -n security.capability $f 2>&1 | sed "s/.*: //"; done'
+	rfs_both_user 'echo z >> u; getfattr -n security.capability u 2>&1 | sed "s/.*: //"'
+	rfs_assert_same_tree
+}
+
 case_user_setgid_dir_and_umask() {
 	rfs_native 'mkdir -m 2777 sg; chgrp 4343 sg; chmod 2777 sg'
 	rfs_both_user 'umask 002; : > sg/f; mkdir sg/d; fsops open sg/g "WRONLY|CREAT" 2755; stat -c "%n %a %u %g" sg/f sg/d sg/g'

@@ -1,0 +1,143 @@
+/* wire: owns relocfs's view of the raw FUSE messages between /dev/fuse and
+ * libfuse.
+ *
+ * Why it exists: without FUSE_HANDLE_KILLPRIV_V2 a FUSE superblock is not
+ * SB_NOSEC, so the kernel asks for security.capability (a GETXATTR round
+ * trip) before every write(2), which halves the rate of small writes.
+ * libfuse 3.14 can neither negotiate that flag (protocol 7.33) nor pass the
+ * server the kill flags that come with it. Through libfuse's custom I/O
+ * hooks, this module:
+ *  - adds FUSE_HANDLE_KILLPRIV_V2 to the INIT reply when the kernel offered
+ *    it and the caller asked for it;
+ *  - records, per worker thread, whether the request being served asks the
+ *    server to drop setuid/setgid: WRITE's FUSE_WRITE_KILL_SUIDGID, OPEN's
+ *    and CREATE's FUSE_OPEN_KILL_SUIDGID, SETATTR's FATTR_KILL_SUIDGID. The
+ *    kernel sets them for callers without CAP_FSETID; fsops drops the bits
+ *    as the VFS would.
+ *
+ * Invariants: every byte passes unchanged but that one flag of the INIT
+ * reply; a request too short for the field read leaves the record false
+ * (libfuse rejects it anyway). libfuse's loops read a request and serve it
+ * on the same thread before reading the next, so the per-thread record is
+ * that of the request being served. One session per process. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/fuse.h>
+
+#include "relocfs/log.h"
+#include "relocfs/wire.h"
+
+static _Atomic uint64_t init_unique;	/* the INIT being answered, 0 if none */
+static atomic_bool offered;		/* the kernel's INIT offered the flag */
+static atomic_bool wanted;		/* wire_install's kill_priv_v2 */
+static atomic_bool agreed;		/* the reply carried it */
+static __thread bool kill_request;
+
+static bool field(const void *buf, size_t len, size_t off, void *out, size_t size)
+{
+	if (len < sizeof(struct fuse_in_header) + off + size)
+		return false;
+	memcpy(out, (const char *)buf + sizeof(struct fuse_in_header) + off, size);
+	return true;
+}
+
+void wire_note_request(const void *buf, size_t len)
+{
+	struct fuse_in_header h;
+	uint32_t v = 0;
+
+	kill_request = false;
+	if (len < sizeof(h))
+		return;
+	memcpy(&h, buf, sizeof(h));
+	switch (h.opcode) {
+	case FUSE_INIT:
+		if (field(buf, len, offsetof(struct fuse_init_in, flags), &v, sizeof(v))) {
+			atomic_store(&offered, (v & FUSE_HANDLE_KILLPRIV_V2) != 0);
+			atomic_store(&init_unique, h.unique);
+		}
+		break;
+	case FUSE_WRITE:
+		if (field(buf, len, offsetof(struct fuse_write_in, write_flags), &v, sizeof(v)))
+			kill_request = (v & FUSE_WRITE_KILL_SUIDGID) != 0;
+		break;
+	case FUSE_OPEN:
+		if (field(buf, len, offsetof(struct fuse_open_in, open_flags), &v, sizeof(v)))
+			kill_request = (v & FUSE_OPEN_KILL_SUIDGID) != 0;
+		break;
+	case FUSE_CREATE:
+		if (field(buf, len, offsetof(struct fuse_create_in, open_flags), &v, sizeof(v)))
+			kill_request = (v & FUSE_OPEN_KILL_SUIDGID) != 0;
+		break;
+	case FUSE_SETATTR:
+		if (field(buf, len, offsetof(struct fuse_setattr_in, valid), &v, sizeof(v)))
+			kill_request = (v & FATTR_KILL_SUIDGID) != 0;
+		break;
+	default:
+		break;
+	}
+}
+
+void wire_patch_reply(struct iovec *iov, int count, bool want)
+{
+	uint64_t unique = atomic_load(&init_unique);
+	struct fuse_out_header h;
+	struct fuse_init_out *out;
+
+	if (unique == 0 || count < 2 || iov[0].iov_len < sizeof(h))
+		return;
+	memcpy(&h, iov[0].iov_base, sizeof(h));
+	if (h.unique != unique)
+		return;
+	atomic_store(&init_unique, 0);
+	if (h.error != 0 || iov[1].iov_len < offsetof(struct fuse_init_out, flags) + sizeof(out->flags))
+		return;
+	out = iov[1].iov_base;
+	if (want && atomic_load(&offered)) {
+		out->flags |= FUSE_HANDLE_KILLPRIV_V2;
+		atomic_store(&agreed, true);
+		log_debug("init: FUSE_HANDLE_KILLPRIV_V2 added to the reply");
+	}
+}
+
+static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
+{
+	ssize_t n = read(fd, buf, len);
+
+	(void)userdata;
+	if (n > 0)
+		wire_note_request(buf, (size_t)n);
+	return n;
+}
+
+static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	(void)userdata;
+	if (atomic_load(&init_unique) != 0)
+		wire_patch_reply(iov, count, atomic_load(&wanted));
+	return writev(fd, iov, count);
+}
+
+int wire_install(struct fuse_session *se, bool kill_priv_v2)
+{
+	static const struct fuse_custom_io io = { .read = wire_read, .writev = wire_writev };
+	int ret;
+
+	atomic_store(&wanted, kill_priv_v2);
+	ret = fuse_session_custom_io(se, &io, fuse_session_fd(se));
+	/* libfuse returns -errno, or -1 for a missing hook. */
+	return ret == -1 ? -EINVAL : ret;
+}
+
+bool wire_kill_priv_v2(void)
+{
+	return atomic_load(&agreed);
+}
+
+bool wire_kill_suidgid(void)
+{
+	return kill_request;
+}

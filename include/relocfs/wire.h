@@ -1,0 +1,32 @@
+/* wire: hooks on the raw FUSE messages, for what libfuse 3.14 cannot
+ * negotiate or pass on (FUSE_HANDLE_KILLPRIV_V2 and its kill flags). */
+#ifndef RELOCFS_WIRE_H
+#define RELOCFS_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <fuse_lowlevel.h>
+
+/* Puts relocfs's hooks between /dev/fuse and libfuse; call after
+ * fuse_session_mount. With kill_priv_v2, the INIT reply takes
+ * FUSE_HANDLE_KILLPRIV_V2 if the kernel offers it. -errno on failure. */
+int wire_install(struct fuse_session *se, bool kill_priv_v2);
+
+/* Whether the kernel agreed to leave setuid/setgid killing to relocfs. */
+bool wire_kill_priv_v2(void);
+
+/* Whether the request the calling worker thread is serving asks relocfs to
+ * drop setuid/setgid (a write, truncate or O_TRUNC open by a caller without
+ * CAP_FSETID). */
+bool wire_kill_suidgid(void);
+
+/* The hooks' work, exposed for the unit tests: note one request as read
+ * from /dev/fuse; patch one reply before it is written (want: the caller
+ * asked for FUSE_HANDLE_KILLPRIV_V2). */
+void wire_note_request(const void *buf, size_t len);
+void wire_patch_reply(struct iovec *iov, int count, bool want);
+
+#endif
