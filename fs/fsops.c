@@ -395,15 +395,18 @@ static mode_t chmod_mode(fuse_req_t req, struct inode *inode, const struct stat 
 	return mode & ~S_ISGID;
 }
 
+/* Whether the caller is in group gid. groups are its groups, NULL to ask the
+ * kernel; more than 64 are cut, which drops setgid more, never less. */
 static bool caller_in_group(fuse_req_t req, const gid_t *groups, int ngroups, gid_t gid)
 {
 	gid_t buf[64];
 
 	if (groups == NULL) {
-		int n = fuse_req_getgroups(req, 64, buf);
+		int n;
 
 		if (fuse_req_ctx(req)->gid == gid)
 			return true;
+		n = fuse_req_getgroups(req, 64, buf);
 		groups = buf;
 		ngroups = n < 0 ? 0 : n > 64 ? 64 : n;
 	}
@@ -438,10 +441,22 @@ static bool kill_suidgid(fuse_req_t req, struct inode *inode, int fd, bool all,
 	if (kill == 0)
 		return false;
 	proc_path(path, inode->fd);
-	if (chmod(path, st.st_mode & 07777 & ~kill) < 0)
+	if (chmod(path, st.st_mode & 07777 & ~kill) < 0) {
+		log_warning("dropping setuid/setgid of inode %llu: %s",
+			    (unsigned long long)st.st_ino, strerror(errno));
 		return false;
+	}
 	mirror_attr(inode->home, inode);
 	return true;
+}
+
+/* fallocate and copy_file_range modify a file too, but their requests carry
+ * no kill flag: a caller other than root is taken to lack CAP_FSETID. */
+static void kill_suidgid_unflagged(fuse_req_t req, struct open_file *of, fuse_ino_t ino)
+{
+	if (wire_kill_priv_v2() && fuse_req_ctx(req)->uid != 0 &&
+	    kill_suidgid(req, of->inode, of->fd, true, of->groups, of->ngroups))
+		fuse_lowlevel_notify_inval_inode(fs_of(req)->se, ino, -1, 0);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -486,6 +501,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			ret = -errno;
 		if (ret < 0)
 			goto out;
+		/* No notify: the reply's attributes carry the new mode. */
 		if (wire_kill_priv_v2() && wire_kill_suidgid())
 			kill_suidgid(req, inode, fd, true, NULL, 0);
 	}
@@ -910,7 +926,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			goto out;
 		}
 	}
-	if ((fi->flags & O_TRUNC) && wire_kill_priv_v2() && wire_kill_suidgid() &&
+	/* An atomic O_TRUNC is a truncate the kernel never turns into a chmod;
+	 * it then refreshes only size and times. Without the kernel's flag
+	 * (before Linux 5.11) a caller other than root is taken to lack
+	 * CAP_FSETID. */
+	if ((fi->flags & O_TRUNC) &&
+	    (wire_kill_priv_v2() ? wire_kill_suidgid() : fuse_req_ctx(req)->uid != 0) &&
 	    kill_suidgid(req, inode, fd, true, NULL, 0))
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	of = open_file_new(req, inode, fd, fi->flags);
@@ -977,6 +998,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	struct open_file *of = of_of(fi);
 	struct home *h = gate_enter(of->inode->home);
 	size_t size = fuse_buf_size(in);
+	bool v2 = wire_kill_priv_v2();
 	ssize_t n = 0;
 
 	if (of->inode->rfile != NULL) {
@@ -1008,8 +1030,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		n = fuse_buf_copy(&out, in, 0);
 	}
 out:
-	if (n > 0 && (wire_kill_priv_v2() ? wire_kill_suidgid() : of->groups != NULL) &&
-	    kill_suidgid(req, of->inode, of->fd, wire_kill_priv_v2(), of->groups, of->ngroups))
+	if (n > 0 && (v2 ? wire_kill_suidgid() : of->groups != NULL) &&
+	    kill_suidgid(req, of->inode, of->fd, v2, of->groups, of->ngroups))
 		fuse_lowlevel_notify_inval_inode(fs_of(req)->se, ino, -1, 0);
 	gate_leave(h);
 	if (n < 0)
@@ -1497,7 +1519,6 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	struct home *h = gate_enter(of->inode->home);
 	int ret = 0;
 
-	(void)ino;
 	if (of->inode->rfile != NULL) {
 		ret = reloc_file_fallocate(h->reloc, of->inode->rfile, mode, offset, length);
 		if (ret == 0 || !wait_rollback(h, of->inode))
@@ -1507,6 +1528,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	if (fallocate(of->fd, mode, offset, length) < 0)
 		ret = -errno;
 out:
+	if (ret == 0)
+		kill_suidgid_unflagged(req, of, ino);
 	gate_leave(h);
 	fuse_reply_err(req, -ret);
 }
@@ -1540,7 +1563,6 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	ssize_t n;
 
 	(void)ino_in;
-	(void)ino_out;
 	gate_pair(h1, h2);
 	/* Journaled files: the kernel falls back to reads and writes. */
 	if (in->inode->rfile != NULL || out->inode->rfile != NULL)
@@ -1548,6 +1570,8 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	else if ((n = copy_file_range(in->fd, &off_in, out->fd, &off_out, len,
 				      (unsigned)flags)) < 0)
 		n = -errno;
+	if (n > 0)
+		kill_suidgid_unflagged(req, out, ino_out);
 	ungate_pair(h1, h2);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);

@@ -396,7 +396,7 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, mountpoint) != 0)
 		goto out;
 	mounted = 1;
-	r = wire_install(se, true);
+	r = wire_install(se);
 	if (r < 0) {
 		fprintf(stderr, "relocfs: FUSE I/O hooks: %s\n", strerror(-r));
 		goto out;

@@ -8,7 +8,7 @@
  * server the kill flags that come with it. Through libfuse's custom I/O
  * hooks, this module:
  *  - adds FUSE_HANDLE_KILLPRIV_V2 to the INIT reply when the kernel offered
- *    it and the caller asked for it;
+ *    it and libfuse hands every request to the read hook;
  *  - records, per worker thread, whether the request being served asks the
  *    server to drop setuid/setgid: WRITE's FUSE_WRITE_KILL_SUIDGID, OPEN's
  *    and CREATE's FUSE_OPEN_KILL_SUIDGID, SETATTR's FATTR_KILL_SUIDGID. The
@@ -32,7 +32,7 @@
 
 static _Atomic uint64_t init_unique;	/* the INIT being answered, 0 if none */
 static atomic_bool offered;		/* the kernel's INIT offered the flag */
-static atomic_bool wanted;		/* wire_install's kill_priv_v2 */
+static atomic_bool wanted;		/* libfuse passes every request here */
 static atomic_bool agreed;		/* the reply carried it */
 static __thread bool kill_request;
 
@@ -121,15 +121,18 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return writev(fd, iov, count);
 }
 
-int wire_install(struct fuse_session *se, bool kill_priv_v2)
+int wire_install(struct fuse_session *se)
 {
 	static const struct fuse_custom_io io = { .read = wire_read, .writev = wire_writev };
-	int ret;
 
-	atomic_store(&wanted, kill_priv_v2);
-	ret = fuse_session_custom_io(se, &io, fuse_session_fd(se));
-	/* libfuse returns -errno, or -1 for a missing hook. */
-	return ret == -1 ? -EINVAL : ret;
+	/* The flag promises that relocfs sees every request's kill flag: true
+	 * while each request comes through wire_read, as in libfuse up to
+	 * 3.17 without splice (op_init turns splice off); later ones can
+	 * receive through io_uring. */
+	atomic_store(&wanted, fuse_version() >= 314 && fuse_version() < 318);
+	if (!atomic_load(&wanted))
+		log_notice("libfuse %d: FUSE_HANDLE_KILLPRIV_V2 not negotiated", fuse_version());
+	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
 }
 
 bool wire_kill_priv_v2(void)

@@ -246,6 +246,10 @@ teardown() { posix_teardown; }
 	case_user_creates_files_owned_by_user
 }
 
+@test "ext4: fallocate and copy_file_range by a non-root user clear setuid/setgid like native" {
+	case_user_fallocate_copy_range_clear_setuid_setgid
+}
+
 @test "ext4: a non-root user's files in a setgid directory get its group, umask applies" {
 	case_user_setgid_dir_and_umask
 }

@@ -397,6 +397,10 @@ teardown() { posix_teardown; }
 	case_write_drops_file_capability
 }
 
+@test "fallocate and copy_file_range by a non-root user clear setuid/setgid like native" {
+	case_user_fallocate_copy_range_clear_setuid_setgid
+}
+
 @test "a non-root user's files in a setgid directory get its group, umask applies" {
 	case_user_setgid_dir_and_umask
 }

@@ -11,9 +11,9 @@
 #include <fuse_lowlevel.h>
 
 /* Puts relocfs's hooks between /dev/fuse and libfuse; call after
- * fuse_session_mount. With kill_priv_v2, the INIT reply takes
- * FUSE_HANDLE_KILLPRIV_V2 if the kernel offers it. -errno on failure. */
-int wire_install(struct fuse_session *se, bool kill_priv_v2);
+ * fuse_session_mount. The INIT reply takes FUSE_HANDLE_KILLPRIV_V2 if the
+ * kernel offers it. -errno on failure. */
+int wire_install(struct fuse_session *se);
 
 /* Whether the kernel agreed to leave setuid/setgid killing to relocfs. */
 bool wire_kill_priv_v2(void);

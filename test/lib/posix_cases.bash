@@ -733,6 +733,13 @@ case_user_truncating_open_clears_setuid_setgid() {
 	rfs_assert_same_tree
 }
 
+# fallocate and copy_file_range modify the file as a write does.
+case_user_fallocate_copy_range_clear_setuid_setgid() {
+	rfs_native 'echo x > a; chmod 6777 a; echo y > p; chmod 4777 p; echo z > c; chmod 6777 c; echo src > s; chmod 644 s'
+	rfs_both_user 'fallocate -l 8192 a; fallocate -p -o 0 -l 1 p; python3 -c "import os; i = os.open(\"s\", os.O_RDONLY); o = os.open(\"c\", os.O_WRONLY); print(os.copy_file_range(i, o, 4, 0, 0))"; stat -c "%n %a %s" a p c'
+	rfs_assert_same_tree
+}
+
 # root has CAP_FSETID: its writes and truncates keep the bits.
 case_root_write_keeps_setuid_setgid() {
 	rfs_native 'echo x > f; chmod 4777 f; echo y > g; chmod 2777 g; echo z > h; chmod 6666 h; echo k > k; chmod 2666 k'
