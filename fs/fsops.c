@@ -366,35 +366,6 @@ static void mirror_attr(struct home *h, struct inode *inode)
 		reloc_ns_mirror(h->reloc, &ns);
 }
 
-/* The mode a chmod by the caller leaves: like a local filesystem, setgid
- * is dropped when a user outside the file's group sets a mode with it. The
- * kernel's kill-priv chmod on a user's write (without
- * FUSE_HANDLE_KILLPRIV_V2) relies on this too. */
-static mode_t chmod_mode(fuse_req_t req, struct inode *inode, const struct stat *attr, int valid)
-{
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	mode_t mode = attr->st_mode;
-	gid_t groups[64], gid;
-	struct stat st;
-	int n;
-
-	if (ctx->uid == 0 || !(mode & S_ISGID))
-		return mode;
-	if (valid & FUSE_SET_ATTR_GID)
-		gid = attr->st_gid;
-	else if (fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0)
-		gid = st.st_gid;
-	else
-		return mode;
-	if (gid == ctx->gid)
-		return mode;
-	n = fuse_req_getgroups(req, 64, groups);
-	for (int i = 0; i < n && i < 64; i++)
-		if (groups[i] == gid)
-			return mode;
-	return mode & ~S_ISGID;
-}
-
 /* Whether the caller is in group gid. groups are its groups, NULL to ask the
  * kernel; more than 64 are cut, which drops setgid more, never less. */
 static bool caller_in_group(fuse_req_t req, const gid_t *groups, int ngroups, gid_t gid)
@@ -414,6 +385,27 @@ static bool caller_in_group(fuse_req_t req, const gid_t *groups, int ngroups, gi
 		if (groups[i] == gid)
 			return true;
 	return false;
+}
+
+/* The mode a chmod by the caller leaves: like a local filesystem, setgid
+ * is dropped when a user outside the file's group sets a mode with it. The
+ * kernel's kill-priv chmod on a user's write (without
+ * FUSE_HANDLE_KILLPRIV_V2) relies on this too. */
+static mode_t chmod_mode(fuse_req_t req, struct inode *inode, const struct stat *attr, int valid)
+{
+	mode_t mode = attr->st_mode;
+	struct stat st;
+	gid_t gid;
+
+	if (fuse_req_ctx(req)->uid == 0 || !(mode & S_ISGID))
+		return mode;
+	if (valid & FUSE_SET_ATTR_GID)
+		gid = attr->st_gid;
+	else if (fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0)
+		gid = st.st_gid;
+	else
+		return mode;
+	return caller_in_group(req, NULL, 0, gid) ? mode : mode & ~S_ISGID;
 }
 
 /* Drops setuid/setgid after a write or truncate by a caller without

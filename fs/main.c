@@ -28,8 +28,8 @@
 #include "relocfs/fileutil.h"
 #include "relocfs/fsops.h"
 #include "relocfs/log.h"
-#include "relocfs/wire.h"
 #include "relocfs/statedir.h"
+#include "relocfs/wire.h"
 
 #define EXIT_USAGE 2
 

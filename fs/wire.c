@@ -11,7 +11,7 @@
  *    it and libfuse hands every request to the read hook;
  *  - records, per worker thread, whether the request being served asks the
  *    server to drop setuid/setgid: WRITE's FUSE_WRITE_KILL_SUIDGID, OPEN's
- *    and CREATE's FUSE_OPEN_KILL_SUIDGID, SETATTR's FATTR_KILL_SUIDGID. The
+ *    FUSE_OPEN_KILL_SUIDGID, SETATTR's FATTR_KILL_SUIDGID. The
  *    kernel sets them for callers without CAP_FSETID; fsops drops the bits
  *    as the VFS would.
  *
@@ -36,49 +36,50 @@ static atomic_bool wanted;		/* libfuse passes every request here */
 static atomic_bool agreed;		/* the reply carried it */
 static __thread bool kill_request;
 
-static bool field(const void *buf, size_t len, size_t off, void *out, size_t size)
+/* Where each request that may ask for a kill carries its flag. CREATE is not
+ * here: the kernel sends it only for a name it believes absent, so there is
+ * nothing to drop. */
+static const struct kill_field {
+	uint32_t opcode;
+	size_t off;		/* of a u32, after the request header */
+	uint32_t bit;
+} kill_fields[] = {
+	{ FUSE_WRITE, offsetof(struct fuse_write_in, write_flags), FUSE_WRITE_KILL_SUIDGID },
+	{ FUSE_OPEN, offsetof(struct fuse_open_in, open_flags), FUSE_OPEN_KILL_SUIDGID },
+	{ FUSE_SETATTR, offsetof(struct fuse_setattr_in, valid), FATTR_KILL_SUIDGID },
+};
+
+/* The u32 at off after the header; false if the message is too short. */
+static bool u32_at(const void *buf, size_t len, size_t off, uint32_t *v)
 {
-	if (len < sizeof(struct fuse_in_header) + off + size)
+	if (len < sizeof(struct fuse_in_header) + off + sizeof(*v))
 		return false;
-	memcpy(out, (const char *)buf + sizeof(struct fuse_in_header) + off, size);
+	memcpy(v, (const char *)buf + sizeof(struct fuse_in_header) + off, sizeof(*v));
 	return true;
 }
 
 void wire_note_request(const void *buf, size_t len)
 {
 	struct fuse_in_header h;
-	uint32_t v = 0;
+	uint32_t v;
 
 	kill_request = false;
 	if (len < sizeof(h))
 		return;
 	memcpy(&h, buf, sizeof(h));
-	switch (h.opcode) {
-	case FUSE_INIT:
-		if (field(buf, len, offsetof(struct fuse_init_in, flags), &v, sizeof(v))) {
+	if (h.opcode == FUSE_INIT) {
+		if (u32_at(buf, len, offsetof(struct fuse_init_in, flags), &v)) {
 			atomic_store(&offered, (v & FUSE_HANDLE_KILLPRIV_V2) != 0);
 			atomic_store(&init_unique, h.unique);
 		}
-		break;
-	case FUSE_WRITE:
-		if (field(buf, len, offsetof(struct fuse_write_in, write_flags), &v, sizeof(v)))
-			kill_request = (v & FUSE_WRITE_KILL_SUIDGID) != 0;
-		break;
-	case FUSE_OPEN:
-		if (field(buf, len, offsetof(struct fuse_open_in, open_flags), &v, sizeof(v)))
-			kill_request = (v & FUSE_OPEN_KILL_SUIDGID) != 0;
-		break;
-	case FUSE_CREATE:
-		if (field(buf, len, offsetof(struct fuse_create_in, open_flags), &v, sizeof(v)))
-			kill_request = (v & FUSE_OPEN_KILL_SUIDGID) != 0;
-		break;
-	case FUSE_SETATTR:
-		if (field(buf, len, offsetof(struct fuse_setattr_in, valid), &v, sizeof(v)))
-			kill_request = (v & FATTR_KILL_SUIDGID) != 0;
-		break;
-	default:
-		break;
+		return;
 	}
+	for (size_t i = 0; i < sizeof(kill_fields) / sizeof(kill_fields[0]); i++)
+		if (h.opcode == kill_fields[i].opcode) {
+			kill_request = u32_at(buf, len, kill_fields[i].off, &v) &&
+				       (v & kill_fields[i].bit) != 0;
+			return;
+		}
 }
 
 void wire_patch_reply(struct iovec *iov, int count, bool want)

@@ -17,6 +17,7 @@ struct msg {
 		struct fuse_write_in write;
 		struct fuse_open_in open;
 		struct fuse_create_in create;
+		struct fuse_read_in read;
 		struct fuse_setattr_in setattr;
 	} u;
 };
@@ -77,46 +78,45 @@ static void test_reply_too_short_is_left_alone(void)
 	CHECK_EQ(oh.unique, 9);
 }
 
+/* The u32 field at off of the request body. */
+static void set_u32(struct msg *m, size_t off, uint32_t v)
+{
+	memcpy((char *)&m->u + off, &v, sizeof(v));
+}
+
 static void test_kill_flags_per_request(void)
 {
-	struct msg m;
-	size_t n;
+	static const struct {
+		uint32_t opcode;
+		size_t off;
+		uint32_t kill, other;
+	} cases[] = {
+		{ FUSE_WRITE, offsetof(struct fuse_write_in, write_flags),
+		  FUSE_WRITE_KILL_SUIDGID, FUSE_WRITE_CACHE | FUSE_WRITE_LOCKOWNER },
+		{ FUSE_OPEN, offsetof(struct fuse_open_in, open_flags), FUSE_OPEN_KILL_SUIDGID, 0 },
+		{ FUSE_SETATTR, offsetof(struct fuse_setattr_in, valid),
+		  FATTR_KILL_SUIDGID, FATTR_SIZE | FATTR_MODE },
+		/* Nothing to drop on a new file: the flag is not taken. */
+		{ FUSE_CREATE, offsetof(struct fuse_create_in, open_flags), 0, FUSE_OPEN_KILL_SUIDGID },
+		/* The same bits elsewhere mean nothing. */
+		{ FUSE_READ, offsetof(struct fuse_read_in, flags), 0, 0xffffffff },
+	};
+	struct msg m, primer;
 
-	n = request(&m, FUSE_WRITE, 10);
-	m.u.write.write_flags = FUSE_WRITE_KILL_SUIDGID;
-	wire_note_request(&m, n);
-	CHECK(wire_kill_suidgid());
-	m.u.write.write_flags = FUSE_WRITE_CACHE;
-	wire_note_request(&m, n);
-	CHECK(!wire_kill_suidgid());
+	request(&primer, FUSE_WRITE, 9);
+	primer.u.write.write_flags = FUSE_WRITE_KILL_SUIDGID;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = request(&m, cases[i].opcode, 10 + i);
 
-	n = request(&m, FUSE_OPEN, 11);
-	m.u.open.open_flags = FUSE_OPEN_KILL_SUIDGID;
-	wire_note_request(&m, n);
-	CHECK(wire_kill_suidgid());
-
-	n = request(&m, FUSE_CREATE, 12);
-	m.u.create.open_flags = FUSE_OPEN_KILL_SUIDGID;
-	wire_note_request(&m, n);
-	CHECK(wire_kill_suidgid());
-
-	n = request(&m, FUSE_SETATTR, 13);
-	m.u.setattr.valid = FATTR_SIZE | FATTR_KILL_SUIDGID;
-	wire_note_request(&m, n);
-	CHECK(wire_kill_suidgid());
-	m.u.setattr.valid = FATTR_SIZE;
-	wire_note_request(&m, n);
-	CHECK(!wire_kill_suidgid());
-
-	/* Another opcode clears the record; the same bits elsewhere mean
-	 * nothing. */
-	n = request(&m, FUSE_WRITE, 14);
-	m.u.write.write_flags = FUSE_WRITE_KILL_SUIDGID;
-	wire_note_request(&m, n);
-	n = request(&m, FUSE_READ, 15);
-	memset(&m.u, 0xff, sizeof(m.u));
-	wire_note_request(&m, n);
-	CHECK(!wire_kill_suidgid());
+		/* Each request replaces the record of the one before. */
+		wire_note_request(&primer, sizeof(primer));
+		set_u32(&m, cases[i].off, cases[i].kill | cases[i].other);
+		wire_note_request(&m, n);
+		CHECK_EQ(wire_kill_suidgid(), cases[i].kill != 0);
+		set_u32(&m, cases[i].off, cases[i].other);
+		wire_note_request(&m, n);
+		CHECK(!wire_kill_suidgid());
+	}
 }
 
 static void test_short_requests_read_nothing(void)
