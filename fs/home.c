@@ -752,9 +752,11 @@ int home_status(struct fs *fs, const char *only, bool json, FILE *out)
 			json_str(out, st->to);
 			fprintf(out, ", \"phase\": \"%s\", \"bytes_total\": %" PRIu64 ", \"bytes_copied\": %" PRIu64
 				", \"rate_bps\": %" PRIu64 ", \"eta_s\": %" PRIu64 ", \"journal_bytes\": %" PRIu64
-				", \"rounds\": %u, \"pause_ms\": %.3f, \"error\": ",
+				", \"rounds\": %u, \"pause_ms\": %.3f, \"yielding\": %s, \"yield_s\": %.1f"
+				", \"error\": ",
 				reloc_phase_name(st->phase), st->bytes_total, st->bytes_copied,
-				st->rate_bps, st->eta_s, st->journal_bytes, st->rounds, st->pause_ms);
+				st->rate_bps, st->eta_s, st->journal_bytes, st->rounds, st->pause_ms,
+				st->yielding ? "true" : "false", st->yield_s);
 			json_str(out, st->error);
 			fputs("}", out);
 		} else {
@@ -804,9 +806,10 @@ int home_progress(struct fs *fs, uint64_t id, FILE *out, char *err, size_t errle
 	if (st == NULL)
 		return -ENOMEM;
 	reloc_get_status(r, st);
-	fprintf(out, "%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%u\t%.3f\t%s\n",
+	/* Fields are only ever added at the end: relocctl reads both. */
+	fprintf(out, "%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%u\t%.3f\t%s\t%d\n",
 		reloc_phase_name(st->phase), st->bytes_copied, st->bytes_total, st->rate_bps,
-		st->eta_s, st->journal_bytes, st->rounds, st->pause_ms, st->error);
+		st->eta_s, st->journal_bytes, st->rounds, st->pause_ms, st->error, st->yielding ? 1 : 0);
 	free(st);
 	return 0;
 }

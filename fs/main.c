@@ -216,6 +216,7 @@ static int ctl_dispatch(void *arg, int argc, char **argv, FILE *out, char *err, 
 		req.opts.pause_budget_ms = v[1] ? (unsigned)v[1] : (unsigned)fs->cfg->relocation.pause_budget_ms;
 		if (req.opts.rate_bps == 0)
 			req.opts.rate_bps = (uint64_t)fs->cfg->relocation.rate_limit_mib << 20;
+		req.opts.busy_rate_bps = (uint64_t)fs->cfg->relocation.busy_rate_mib << 20;
 		req.opts.copy_threads = (unsigned)fs->cfg->relocation.copy_threads;
 		req.opts.journal_max_bytes = (uint64_t)fs->cfg->relocation.journal_max_mib << 20;
 		req.opts.keep_source = v[2] || fs->cfg->relocation.keep_source;

@@ -41,6 +41,7 @@ static const struct setting settings[] = {
 	{ "relocation.pause_budget_ms", T_INT, 1, 60000, OFF(relocation.pause_budget_ms), 0 },
 	{ "relocation.copy_threads", T_INT, 1, 16, OFF(relocation.copy_threads), 0 },
 	{ "relocation.rate_limit_mib", T_INT, 0, 1000000, OFF(relocation.rate_limit_mib), 0 },
+	{ "relocation.busy_rate_mib", T_INT, 0, 1000000, OFF(relocation.busy_rate_mib), 0 },
 	{ "relocation.keep_source", T_BOOL, 0, 0, OFF(relocation.keep_source), 0 },
 	{ "relocation.journal_max_mib", T_INT, 0, 16777216, OFF(relocation.journal_max_mib), 0 },
 };
@@ -64,6 +65,7 @@ void config_defaults(struct config *cfg)
 	cfg->relocation.pause_budget_ms = 100;
 	cfg->relocation.copy_threads = 4;
 	cfg->relocation.rate_limit_mib = 0;
+	cfg->relocation.busy_rate_mib = 64;
 	cfg->relocation.keep_source = false;
 	cfg->relocation.journal_max_mib = 65536;
 }

@@ -53,12 +53,15 @@
 #define BS EXTMAP_BLOCK
 #define FILE_BUCKETS 4096
 #define COPY_CHUNK (1u << 20)
+#define COPY_WRITE_BEHIND (8ull << 20)	/* per copy thread */
 #define COPY_NICE 10		/* CPU: about a tenth of a contended core */
 #define COPY_IOPRIO 7		/* best-effort class, lowest level */
 #define APPLY_CHUNK (1u << 20)
 #define APPLY_KICK (8u << 20)	/* span of D an apply writes before starting its writeback */
 #define DEFAULT_APPLY_BPS (200ull << 20)
 #define CONVERGED_BYTES (256u << 10)	/* left for the pause: no more rounds */
+#define BUSY_WINDOW_NS 100000000ull	/* how often the copy looks at the reads */
+#define BUSY_READ_BPS (10ull << 20)	/* application reads that make the copy yield */
 
 struct rfile {
 	struct rfile *next;	/* hash chain, under r->files_lock */
@@ -124,10 +127,15 @@ struct reloc {
 	uint64_t bytes_copied;
 	uint64_t throttle_bps;
 	uint64_t apply_bps;
+	uint64_t app_read_bytes;	/* read by the application, for the copy's yield */
 
 	pthread_mutex_t pace_lock;	/* copy rate limit and write throttle */
 	uint64_t copy_next_ns;
 	uint64_t write_next_ns;
+	uint64_t busy_mark_ns;		/* start of the window of app_read_bytes */
+	uint64_t busy_mark_bytes;
+	bool busy;			/* the copy yields: the application reads */
+	uint64_t busy_ns;		/* time the copy spent yielding */
 };
 
 static const char *const phase_names[] = {
@@ -492,7 +500,10 @@ ssize_t reloc_file_read(struct reloc *r, struct rfile *f, char *buf, size_t size
 		size = (size_t)(f->size - (uint64_t)off);
 	ret = view_read(r, f, buf, size, (uint64_t)off);
 	pthread_rwlock_unlock(&f->lock);
-	return ret < 0 ? ret : (ssize_t)size;
+	if (ret < 0)
+		return ret;
+	__atomic_add_fetch(&r->app_read_bytes, size, __ATOMIC_RELAXED);
+	return (ssize_t)size;
 }
 
 /* Writes made before the attach may still sit in B's page cache: an fsync
@@ -1030,30 +1041,84 @@ static int prepare(struct reloc *r)
 
 /* ---------------------------------------------------------------- copy */
 
+/* The copy's rate now, pace_lock held. While the application reads its
+ * files, the copy competes with it for the source's disk (and the CPU) and
+ * slows to opts.busy_rate_bps, as md's resync falls to its minimum on a busy
+ * array. It never yields to writes: they go to the journal, and a slower
+ * copy would only let the journal grow. Each window's reads decide the next. */
+static uint64_t copy_rate(struct reloc *r, uint64_t now)
+{
+	uint64_t rate = r->opts.rate_bps, busy = r->opts.busy_rate_bps;
+	uint64_t elapsed = now - r->busy_mark_ns;
+
+	if (busy == 0 || (rate != 0 && rate <= busy))
+		return rate;	/* nothing to slow down to */
+	if (elapsed >= BUSY_WINDOW_NS) {
+		uint64_t read = __atomic_load_n(&r->app_read_bytes, __ATOMIC_RELAXED);
+		bool was = r->busy;
+
+		if (r->busy)
+			r->busy_ns += elapsed;
+		r->busy = (double)(read - r->busy_mark_bytes) * 1e9 >= (double)BUSY_READ_BPS * (double)elapsed;
+		r->busy_mark_bytes = read;
+		r->busy_mark_ns = now;
+		if (r->busy != was)
+			log_debug("relocation %llu: copy %s", (unsigned long long)r->id,
+				  r->busy ? "yields to the application's reads" : "back to its full rate");
+	}
+	return r->busy ? busy : rate;
+}
+
 static void pace_copy(struct reloc *r, size_t n)
 {
-	uint64_t now, wait;
+	uint64_t now, wait, rate;
 
-	if (r->opts.rate_bps == 0)
+	if (r->opts.rate_bps == 0 && r->opts.busy_rate_bps == 0)
 		return;
 	pthread_mutex_lock(&r->pace_lock);
 	now = now_ns();
+	rate = copy_rate(r, now);
+	if (rate == 0) {
+		pthread_mutex_unlock(&r->pace_lock);
+		return;
+	}
 	if (r->copy_next_ns < now)
 		r->copy_next_ns = now;
 	wait = r->copy_next_ns - now;
-	r->copy_next_ns += (uint64_t)n * 1000000000ull / r->opts.rate_bps;
+	r->copy_next_ns += (uint64_t)n * 1000000000ull / rate;
 	pthread_mutex_unlock(&r->pace_lock);
 	if (wait > 0)
 		sleep_ns(wait);
 }
 
-static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t end, char *buf)
+/* Write-behind: the copy waits for the writeback of D's chunks a window
+ * back and drops their pages, so the disk's queue holds a few MiB of the
+ * copy, not gigabytes of dirty pages: a yield to the application's reads
+ * takes effect at once, and the copy does not fill the page cache with D.
+ * The wait consumes a writeback error of the file (errseq): it must fail
+ * the copy, as the fdatasync that would have seen it will not. */
+static int copy_settle(int fd, uint64_t *done_to, uint64_t to)
+{
+	if (to <= *done_to)
+		return 0;	/* a length of 0 would mean to the end of the file */
+	if (sync_file_range(fd, (off_t)*done_to, (off_t)(to - *done_to),
+			    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+			    SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+		return -errno;
+	posix_fadvise(fd, (off_t)*done_to, (off_t)(to - *done_to), POSIX_FADV_DONTNEED);
+	*done_to = to;
+	return 0;
+}
+
+static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t end, char *buf,
+		      uint64_t *settled)
 {
 	bool offload = true;
 
 	while (pos < end) {
 		size_t n = end - pos < COPY_CHUNK ? (size_t)(end - pos) : COPY_CHUNK;
 		ssize_t done = -1;
+		int ret;
 
 		if (reloc_stopping(r) || dest_watch(r) < 0)
 			return -ECANCELED;
@@ -1066,8 +1131,7 @@ static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t e
 				offload = false;	/* cross-fs or unsupported: copy by hand */
 		}
 		if (done <= 0) {
-			int ret = fileutil_pread_full(f->b_fd, buf, n, (off_t)pos, NULL);
-
+			ret = fileutil_pread_full(f->b_fd, buf, n, (off_t)pos, NULL);
 			if (ret == 0)
 				ret = fileutil_pwrite_full(f->d_fd, buf, n, (off_t)pos);
 			if (ret < 0)
@@ -1078,6 +1142,9 @@ static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t e
 		 * left, and the copy does not fill the page cache. */
 		sync_file_range(f->d_fd, (off_t)pos, done, SYNC_FILE_RANGE_WRITE);
 		pos += (uint64_t)done;
+		ret = copy_settle(f->d_fd, settled, pos > COPY_WRITE_BEHIND ? pos - COPY_WRITE_BEHIND : 0);
+		if (ret < 0)
+			return ret;
 		__atomic_add_fetch(&r->bytes_copied, (uint64_t)done, __ATOMIC_RELAXED);
 		failpoint("copy-chunk");
 	}
@@ -1087,26 +1154,30 @@ static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t e
 /* Copies B's data extents in [off, end) to D; holes stay holes. */
 static int copy_extents(struct reloc *r, struct rfile *f, uint64_t off, uint64_t end, char *buf)
 {
+	uint64_t settled = off;
 	int ret = 0;
 
 	while (off < end) {
 		off_t data = lseek(f->b_fd, (off_t)off, SEEK_DATA), hole;
 
-		if (data < 0)
-			return errno == ENXIO ? 0 : -errno;
+		if (data < 0) {
+			if (errno != ENXIO)
+				return -errno;
+			break;
+		}
 		if ((uint64_t)data >= end)
-			return 0;
+			break;
 		hole = lseek(f->b_fd, data, SEEK_HOLE);
 		if (hole < 0)
 			return -errno;
 		if ((uint64_t)hole > end)
 			hole = (off_t)end;
-		ret = copy_range(r, f, (uint64_t)data, (uint64_t)hole, buf);
+		ret = copy_range(r, f, (uint64_t)data, (uint64_t)hole, buf, &settled);
 		if (ret < 0)
 			return ret;
 		off = (uint64_t)hole;
 	}
-	return 0;
+	return copy_settle(f->d_fd, &settled, off < end ? off : end);
 }
 
 /* Files are cut into segments that the copy threads share, so one big
@@ -1213,6 +1284,10 @@ static int copy_all(struct reloc *r)
 	if (nt > job.n)
 		nt = job.n ? (unsigned)job.n : 1;
 	r->copy_started_ns = now_ns();
+	pthread_mutex_lock(&r->pace_lock);
+	r->busy_mark_ns = r->copy_started_ns;
+	r->busy_mark_bytes = __atomic_load_n(&r->app_read_bytes, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&r->pace_lock);
 	for (unsigned i = 0; i < nt; i++)
 		if (pthread_create(&tids[i], NULL, copy_worker, &job) == 0)
 			started++;
@@ -1220,6 +1295,11 @@ static int copy_all(struct reloc *r)
 		copy_worker(&job);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
+	pthread_mutex_lock(&r->pace_lock);
+	if (r->busy)
+		r->busy_ns += now_ns() - r->busy_mark_ns;
+	r->busy = false;
+	pthread_mutex_unlock(&r->pace_lock);
 	if (reloc_stopping(r)) {
 		ret = -ECANCELED;
 		goto out;
@@ -1227,6 +1307,10 @@ static int copy_all(struct reloc *r)
 	/* Holes inside allocated extents: what was planned is now done. */
 	__atomic_store_n(&r->bytes_copied, __atomic_load_n(&r->bytes_total, __ATOMIC_RELAXED),
 			 __ATOMIC_RELAXED);
+	if (r->busy_ns > 0)
+		log_info("relocation %llu: the copy took %.1f s, %.1f s of it at %llu MiB/s while the application read its files",
+			 (unsigned long long)r->id, (double)(now_ns() - r->copy_started_ns) / 1e9,
+			 (double)r->busy_ns / 1e9, (unsigned long long)(r->opts.busy_rate_bps >> 20));
 out:
 	free(left);
 	free(job.segs);
@@ -2176,6 +2260,10 @@ void reloc_get_status(struct reloc *r, struct reloc_status *st)
 		st->journal_bytes = journal_total_bytes(r->j);
 	elapsed = r->copy_started_ns ? now_ns() - r->copy_started_ns : 0;
 	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_lock(&r->pace_lock);
+	st->yielding = r->busy;
+	st->yield_s = (double)(r->busy_ns + (r->busy ? now_ns() - r->busy_mark_ns : 0)) / 1e9;
+	pthread_mutex_unlock(&r->pace_lock);
 	copied = __atomic_load_n(&r->bytes_copied, __ATOMIC_RELAXED);
 	total = __atomic_load_n(&r->bytes_total, __ATOMIC_RELAXED);
 	st->bytes_copied = copied;

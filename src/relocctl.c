@@ -185,16 +185,19 @@ static int follow(const struct mount *m, const char *home, const char *id)
 	time_t last_print = 0;
 
 	for (;;) {
-		char *p = NULL, *f[9], *save = NULL, *s;
+		char *p = NULL, *f[10], *s;
 		char copied[32], total[32], rate[32], journal[32];
+		const char *phase;
 		int k = 0;
 
 		if (call(m, 2, argv, &p) < 0)
 			return EXIT_FAIL;
 		p[strcspn(p, "\n")] = '\0';
-		for (s = strtok_r(p, "\t", &save); s != NULL && k < 9; s = strtok_r(NULL, "\t", &save))
-			f[k++] = s;
-		if (k < 8) {
+		/* phase, copied, total, rate, eta, journal, rounds, pause, error
+		 * (may be empty), then yielding from daemons that send it. */
+		for (s = p; s != NULL && k < 10;)
+			f[k++] = strsep(&s, "\t");
+		if (k < 9) {
 			fprintf(stderr, "relocctl: malformed progress from the daemon\n");
 			free(p);
 			return EXIT_FAIL;
@@ -219,16 +222,18 @@ static int follow(const struct mount *m, const char *home, const char *id)
 					id, home);
 			else
 				fprintf(stderr, "relocctl: relocation %s of %s failed and was rolled back: %s\n",
-					id, home, k > 8 ? f[8] : "unknown error");
+					id, home, f[8][0] ? f[8] : "unknown error");
 			free(p);
 			return EXIT_FAIL;
 		}
+		/* The copy slowed for the application's reads. */
+		phase = k > 9 && strcmp(f[9], "1") == 0 ? "copy (yielding to reads)" : f[0];
 		if (tty) {
-			fprintf(stderr, "\r%-9s %s of %s  %s/s  ETA %ss  journal %s  round %s   ",
-				f[0], copied, total, rate, f[4], journal, f[6]);
+			fprintf(stderr, "\r%-24s %s of %s  %s/s  ETA %ss  journal %s  round %s   ",
+				phase, copied, total, rate, f[4], journal, f[6]);
 		} else if (strcmp(last_phase, f[0]) != 0 || time(NULL) - last_print >= 2) {
 			fprintf(stderr, "relocation %s of %s: %s, %s of %s copied, %s/s, ETA %ss, journal %s, round %s\n",
-				id, home, f[0], copied, total, rate, f[4], journal, f[6]);
+				id, home, phase, copied, total, rate, f[4], journal, f[6]);
 			last_print = time(NULL);
 		}
 		snprintf(last_phase, sizeof(last_phase), "%s", f[0]);

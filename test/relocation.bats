@@ -239,6 +239,55 @@ $DST/vm1/k 666 15"
 	reloc_assert_no_journal
 }
 
+# The copy slows to relocation.busy_rate_mib while the VM reads its files
+# (more than 10 MiB/s), and says so; what it copies is the same.
+@test "the copy yields to the application's reads: migrate --wait and status say so, the destination equals the source" {
+	reloc_make_home vm1 32 64
+	local sums conf=$BATS_TEST_TMPDIR/relocfs.conf n=0 seen="" yield_s
+	sums=$(reloc_sums "$SRC/vm1")
+	printf 'relocation = {\n  busy_rate_mib = 1;\n};\n' >"$conf"
+	rfs_mount "$SRC" "$MNT" -o "allow_other,state_dir=$STATE,config=$conf"
+
+	reloc_migrate_bg m1 vm1 "$DST" --rate 4
+	local id=$RELOC_ID
+	reloc_wait_phase "$id" copy 30
+	reloc_status
+	[ "$(rq get "$id" yielding)" = false ] || fail "the copy yields before anything read: $RELOC_JSON"
+	# O_DIRECT reads reach the daemon every time, not the page cache
+	while [ "$n" -lt 300 ]; do
+		dd if="$MNT/vm1/disk-flat.vmdk" of=/dev/null bs=1M count=16 iflag=direct status=none ||
+			fail "reading the disk through the mount during the copy failed"
+		reloc_status
+		[ "$(rq phase "$id")" = copy ] || break
+		if [ "$(rq get "$id" yielding)" = true ]; then
+			seen=1
+			break
+		fi
+		n=$((n + 1))
+	done
+	[ -n "$seen" ] || fail "the copy never yielded to reads (phase $(rq phase "$id")): $RELOC_JSON"
+	# keep reading until migrate --wait has shown it, then let the copy go
+	n=0
+	until grep -q "copy (yielding to reads)" -- "$BATS_TEST_TMPDIR/bgmigrate.m1.err" || [ "$n" -ge 300 ]; do
+		dd if="$MNT/vm1/disk-flat.vmdk" of=/dev/null bs=1M count=16 iflag=direct status=none
+		n=$((n + 1))
+	done
+	reloc_migrate_bg_wait m1 120
+	[ "$status" = 0 ] || fail "migrate --wait: exit $status; stderr: $stderr"
+	[[ $stderr == *"relocation $id of vm1: copy (yielding to reads), "* ]] ||
+		fail "migrate --wait never showed the copy yielding: $stderr"
+	reloc_status
+	[ "$(rq phase "$id")" = done ]
+	[ "$(rq get "$id" yielding)" = false ] || fail "a finished relocation still yields: $RELOC_JSON"
+	yield_s=$(rq get "$id" yield_s)
+	awk -v s="$yield_s" 'BEGIN { exit !(s > 0) }' || fail "yield_s is $yield_s after a yield: $RELOC_JSON"
+	reloc_assert_valid_status
+	grep -q "relocation $id: the copy took [0-9.]* s, [0-9.]* s of it at 1 MiB/s while the application read its files" -- "$RFS_LOG" ||
+		fail "the log does not say how long the copy yielded: $(cat -- "$RFS_LOG")"
+	[ "$(reloc_sums "$DST/vm1")" = "$sums" ] || fail "the destination differs from the source"
+	reloc_assert_home_on vm1 "$DST"
+}
+
 # ---------------------------------------------------------------- abort
 
 @test "abort during the copy: the writer is unharmed, the source is current, the destination copy and the journal are gone" {

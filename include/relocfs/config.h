@@ -31,6 +31,7 @@ struct config_relocation {
 	int pause_budget_ms;
 	int copy_threads;
 	int rate_limit_mib;
+	int busy_rate_mib;
 	bool keep_source;
 	int journal_max_mib;
 };

@@ -27,6 +27,7 @@ const char *reloc_phase_name(enum reloc_phase phase);
 
 struct reloc_opts {
 	uint64_t rate_bps;		/* copy rate limit, 0: none */
+	uint64_t busy_rate_bps;		/* ... while the application reads, 0: none */
 	unsigned pause_budget_ms;
 	unsigned copy_threads;
 	uint64_t journal_max_bytes;	/* journal size that fails the relocation, 0: none */
@@ -85,6 +86,8 @@ struct reloc_status {
 	uint64_t journal_bytes;
 	unsigned rounds;
 	double pause_ms;
+	bool yielding;			/* the copy is slowed for the application's reads */
+	double yield_s;			/* time it spent so */
 	char error[512];
 };
 

@@ -482,9 +482,10 @@ def report_during(data, order):
         rows.append([label, unit, fmt(med(data, sec, key, "idle"), unit),
                      fmt(med(data, sec, key, "reloc"), unit),
                      fx(ratio_med(data, sec, key, "reloc", key, "idle")),
-                     "%d/%d" % (sum(1 for v in copying.values() if v), len(copying))])
+                     "%d/%d" % (sum(1 for v in copying.values() if v), len(copying)),
+                     fmt(med(data, sec, key, "yield_s"))])
     print_table(["load (through relocfs)", "unit", "no relocation", "during relocation",
-                 "ratio", "still copying at end"], rows)
+                 "ratio", "still copying at end", "copy yielded s"], rows)
     noisy(data, sec, [(k, k, c) for k in ("randwrite_direct", "seqread_cold") for c in ("idle", "reloc")])
 
 

@@ -60,6 +60,10 @@ def validate(doc, mnt=None, src=None):
                 bad.append("relocation %r: %s is %r, not a string" % (r.get("id"), k, r.get(k)))
         if not isinstance(r.get("pause_ms"), (int, float)) or isinstance(r.get("pause_ms"), bool):
             bad.append("relocation %r: pause_ms is %r, not a number" % (r.get("id"), r.get("pause_ms")))
+        if not isinstance(r.get("yielding"), bool):
+            bad.append("relocation %r: yielding is %r, not a boolean" % (r.get("id"), r.get("yielding")))
+        if not isinstance(r.get("yield_s"), (int, float)) or isinstance(r.get("yield_s"), bool) or r["yield_s"] < 0:
+            bad.append("relocation %r: yield_s is %r, not a number >= 0" % (r.get("id"), r.get("yield_s")))
         if "error" in r and not isinstance(r["error"], (str, type(None))):
             bad.append("relocation %r: error is %r" % (r.get("id"), r.get("error")))
         if r.get("phase") not in PHASES:

@@ -75,6 +75,12 @@ static void test_defaults(void)
 	CHECK(cfg.fuse.keep_cache == true);
 	CHECK(cfg.fuse.writeback_cache == false);
 	CHECK_EQ(cfg.fuse.max_request_kib, 1024);
+	CHECK_EQ(cfg.relocation.pause_budget_ms, 100);
+	CHECK_EQ(cfg.relocation.copy_threads, 4);
+	CHECK_EQ(cfg.relocation.rate_limit_mib, 0);
+	CHECK_EQ(cfg.relocation.busy_rate_mib, 64);
+	CHECK(cfg.relocation.keep_source == false);
+	CHECK_EQ(cfg.relocation.journal_max_mib, 65536);
 }
 
 static void test_load_full(void)
@@ -97,6 +103,14 @@ static void test_load_full(void)
 		"  keep_cache = false;\n"
 		"  writeback_cache = true;\n"
 		"  max_request_kib = 128;\n"
+		"};\n"
+		"relocation = {\n"
+		"  pause_budget_ms = 20;\n"
+		"  copy_threads = 2;\n"
+		"  rate_limit_mib = 400;\n"
+		"  busy_rate_mib = 0;\n"
+		"  keep_source = true;\n"
+		"  journal_max_mib = 1024;\n"
 		"};\n"), err, sizeof(err));
 	if (ret != 0)
 		printf("# %s\n", err);
@@ -112,6 +126,12 @@ static void test_load_full(void)
 	CHECK(cfg.fuse.keep_cache == false);
 	CHECK(cfg.fuse.writeback_cache == true);
 	CHECK_EQ(cfg.fuse.max_request_kib, 128);
+	CHECK_EQ(cfg.relocation.pause_budget_ms, 20);
+	CHECK_EQ(cfg.relocation.copy_threads, 2);
+	CHECK_EQ(cfg.relocation.rate_limit_mib, 400);
+	CHECK_EQ(cfg.relocation.busy_rate_mib, 0);
+	CHECK(cfg.relocation.keep_source == true);
+	CHECK_EQ(cfg.relocation.journal_max_mib, 1024);
 }
 
 /* Range bounds are inclusive; int64 literals are accepted for ints. */
@@ -284,6 +304,10 @@ static void test_err_out_of_range(void)
 			 "'fuse.entry_timeout' is out of range (0..31536000): 3.1536e+07") == 0);
 	CHECK(load_fails("fuse = {\n  negative_timeout = 1e9;\n};\n", 2,
 			 "'fuse.negative_timeout' is out of range (0..31536000): 1e+09") == 0);
+	CHECK(load_fails("relocation = {\n  busy_rate_mib = -1;\n};\n",
+			 2, "'relocation.busy_rate_mib' is out of range (0..1000000): -1") == 0);
+	CHECK(load_fails("relocation = {\n  copy_threads = 17;\n};\n",
+			 2, "'relocation.copy_threads' is out of range (1..16): 17") == 0);
 }
 
 static void test_err_empty_state_dir(void)

@@ -16,7 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/falloc.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/xattr.h>
 
 #include "relocfs/log.h"
@@ -1059,6 +1062,148 @@ static void test_data_path_while_relocating(void)
 	teardown();
 }
 
+/* Whether the file at path holds exactly len bytes of data. */
+static bool file_equals(const char *path, const unsigned char *data, size_t len)
+{
+	unsigned char *got = malloc(len + 1);
+	int fd = open(path, O_RDONLY);
+	bool same = false;
+
+	if (got != NULL && fd >= 0)
+		same = read(fd, got, len + 1) == (ssize_t)len && memcmp(got, data, len) == 0;
+	if (fd >= 0)
+		close(fd);
+	free(got);
+	return same;
+}
+
+/* The copy slows to busy_rate_bps while the application reads its files,
+ * and only then; what it copies is the same. */
+static void test_copy_yields_to_reads(void)
+{
+	struct reloc_opts o = base_opts;
+	struct reloc_status st;
+	char path[PATH_MAX];
+	const size_t len = 32 * MIB;
+	unsigned char *data = malloc(len);
+	char *buf = malloc(MIB);
+	struct rfile *f = NULL;
+	struct stat sb;
+	bool saw_yield = false;
+	uint64_t t0;
+
+	CHECK(data != NULL && buf != NULL);
+	setup();
+	fill(data, len);
+	pathf(path, sizeof(path), "%s/%s", g_src, "vm1/big2-flat.vmdk");
+	CHECK_EQ(put_file(path, data, len, 0600), 0);
+	CHECK_EQ(stat(path, &sb), 0);
+	o.manual_cutover = true;
+	o.rate_bps = 8 * MIB;		/* 32 chunks of 1 MiB, one each 125 ms */
+	o.busy_rate_bps = MIB;
+	CHECK_EQ(start(o), 0);
+	pthread_rwlock_rdlock(&host.gate);
+	f = reloc_file_find(cur, sb.st_dev, sb.st_ino);
+	pthread_rwlock_unlock(&host.gate);
+	CHECK(f != NULL);
+	/* No reads yet: copying at the full rate, no yield. */
+	t0 = now_ms();
+	do {
+		usleep(10000);
+		reloc_get_status(cur, &st);
+	} while (st.bytes_copied < 4 * MIB && st.phase <= RELOC_COPY && now_ms() - t0 < WAIT_MS);
+	CHECK_EQ(st.phase, RELOC_COPY);
+	CHECK(!st.yielding);
+	CHECK(st.yield_s == 0);
+	/* Read, far above 10 MiB/s, until the copy yields (or ends). */
+	t0 = now_ms();
+	while (f != NULL && !saw_yield && phase_of(cur) == RELOC_COPY && now_ms() - t0 < WAIT_MS) {
+		CHECK_EQ(reloc_file_read(cur, f, buf, MIB, (off_t)rnd(len / MIB) * MIB), (ssize_t)MIB);
+		reloc_get_status(cur, &st);
+		saw_yield = st.yielding;
+		usleep(1000);
+	}
+	CHECK(saw_yield);
+	/* Reads stopped: the copy goes back to its rate and ends. */
+	CHECK(wait_phase(cur, RELOC_READY, 2 * WAIT_MS));
+	reloc_get_status(cur, &st);
+	CHECK(!st.yielding);
+	CHECK(st.yield_s > 0);
+	printf("# the copy yielded for %.1f s\n", st.yield_s);
+	CHECK_EQ(reloc_cutover(cur), 0);
+	CHECK(finish(&st));
+	CHECK_STR(reloc_phase_name(st.phase), "done");
+	pathf(path, sizeof(path), "%s/%s", g_dst, "vm1/big2-flat.vmdk");
+	CHECK(file_equals(path, data, len));
+	free(buf);
+	free(data);
+	teardown();
+}
+
+/* Pages of the file at path in the page cache, or -1 (with the reason). */
+static long resident_pages(const char *path, size_t len)
+{
+	long psz = sysconf(_SC_PAGESIZE), n = 0;
+	size_t pages = (len + (size_t)psz - 1) / (size_t)psz;
+	unsigned char *vec = malloc(pages);
+	int fd = open(path, O_RDONLY);
+	void *p = MAP_FAILED;
+
+	if (vec != NULL && fd >= 0)
+		p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED || mincore(p, len, vec) < 0) {
+		printf("# mincore %s: %s\n", path, strerror(errno));
+		n = -1;
+	} else {
+		for (size_t i = 0; i < pages; i++)
+			n += vec[i] & 1;
+	}
+	if (p != MAP_FAILED)
+		munmap(p, len);
+	if (fd >= 0)
+		close(fd);
+	free(vec);
+	return n;
+}
+
+/* The copy waits for the writeback of what it wrote a window (8 MiB) back,
+ * and of a whole segment (64 MiB) at its end, and drops those pages: the
+ * copied file is not left in the page cache, and D holds the source. */
+static void test_copy_write_behind(void)
+{
+	struct reloc_opts o = base_opts;
+	struct reloc_status st;
+	char spath[PATH_MAX], dpath[PATH_MAX];
+	const size_t len = 80 * MIB;	/* two segments, the second partial */
+	unsigned char *data = malloc(len);
+	long psz = sysconf(_SC_PAGESIZE), res;
+	struct statfs sfs;
+
+	CHECK(data != NULL);
+	setup();
+	fill(data, len);
+	pathf(spath, sizeof(spath), "%s/%s", g_src, "vm1/big2-flat.vmdk");
+	CHECK_EQ(put_file(spath, data, len, 0600), 0);
+	o.manual_cutover = true;
+	CHECK_EQ(start(o), 0);
+	CHECK(wait_phase(cur, RELOC_READY, 2 * WAIT_MS));
+	pathf(dpath, sizeof(dpath), "%s/%s", g_dst, "vm1/big2-flat.vmdk");
+	CHECK_EQ(statfs(g_dst, &sfs), 0);
+	res = resident_pages(dpath, len);
+	if (sfs.f_type == TMPFS_MAGIC) {
+		printf("# %s is on tmpfs: its pages are its storage, not checked\n", g_dst);
+	} else {
+		printf("# %ld of %zu pages of the copy resident\n", res, len / (size_t)psz);
+		CHECK(res >= 0 && (size_t)res * (size_t)psz <= MIB);
+	}
+	CHECK_EQ(reloc_cutover(cur), 0);
+	CHECK(finish(&st));
+	CHECK_STR(reloc_phase_name(st.phase), "done");
+	CHECK(file_equals(dpath, data, len));
+	free(data);
+	teardown();
+}
+
 /* A worker thread's partial-block write during a relocation, made by a
  * thread that then exits (FUSE reaps idle workers): its merge buffer goes
  * with it. Counted by glibc's mallinfo2 over every arena (ASan replaces
@@ -1501,6 +1646,8 @@ int main(void)
 	printf("# seed %llu\n", (unsigned long long)rng);
 	RUN(test_plain_relocation);
 	RUN(test_data_path_while_relocating);
+	RUN(test_copy_yields_to_reads);
+	RUN(test_copy_write_behind);
 	RUN(test_edge_write_buffers_freed_with_their_thread);
 	RUN(test_abort_rolls_back);
 	RUN(test_abort_refused_after_done);
