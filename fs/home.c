@@ -752,11 +752,11 @@ int home_status(struct fs *fs, const char *only, bool json, FILE *out)
 			json_str(out, st->to);
 			fprintf(out, ", \"phase\": \"%s\", \"bytes_total\": %" PRIu64 ", \"bytes_copied\": %" PRIu64
 				", \"rate_bps\": %" PRIu64 ", \"eta_s\": %" PRIu64 ", \"journal_bytes\": %" PRIu64
-				", \"rounds\": %u, \"pause_ms\": %.3f, \"yielding\": %s, \"yield_s\": %.1f"
-				", \"error\": ",
+				", \"rounds\": %u, \"pause_ms\": %.3f, \"pause_at\": %.6f, \"yielding\": %s"
+				", \"yield_s\": %.1f, \"error\": ",
 				reloc_phase_name(st->phase), st->bytes_total, st->bytes_copied,
 				st->rate_bps, st->eta_s, st->journal_bytes, st->rounds, st->pause_ms,
-				st->yielding ? "true" : "false", st->yield_s);
+				st->pause_at, st->yielding ? "true" : "false", st->yield_s);
 			json_str(out, st->error);
 			fputs("}", out);
 		} else {

@@ -116,6 +116,7 @@ struct reloc {
 	char error[512];
 	unsigned rounds;
 	double pause_ms;
+	double pause_at;		/* wall clock at its start, epoch seconds */
 	uint64_t started_ns;
 	uint64_t copy_started_ns;
 
@@ -1819,9 +1820,14 @@ static int dest_files_check(struct reloc *r)
  * can take longer than the whole budget. */
 static int cutover(struct reloc *r)
 {
-	uint64_t t0, t1 = 0, t2 = 0, t3 = 0, applied = 0;
+	uint64_t tq, t0, t1 = 0, t2 = 0, t3 = 0, applied = 0;
+	struct timespec wall;
 	int ret;
 
+	/* The pause starts when new operations start to wait: the drain of
+	 * those in flight is part of it. */
+	clock_gettime(CLOCK_REALTIME, &wall);
+	tq = now_ns();
 	r->host->quiesce(r->host_home);
 	t0 = now_ns();
 	ret = dest_check(r);
@@ -1848,15 +1854,16 @@ static int cutover(struct reloc *r)
 	if (ret == 0)
 		failpoint("cutover-flipped");
 	pthread_mutex_lock(&r->lock);
-	r->pause_ms = (double)(now_ns() - t0) / 1e6;
+	r->pause_ms = (double)(now_ns() - tq) / 1e6;
+	r->pause_at = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
 	pthread_mutex_unlock(&r->lock);
 	__atomic_store_n(&r->throttle_bps, 0, __ATOMIC_RELAXED);
 	r->host->resume(r->host_home);
 	if (ret == 0)
-		log_notice("relocation %llu of %s: cut over to %s, pause %.3f ms (apply of %llu KiB "
+		log_notice("relocation %llu of %s: cut over to %s, pause %.3f ms (drain %.3f, apply of %llu KiB "
 			   "%.3f, times %.3f, flip %.3f)", (unsigned long long)r->id, r->home, r->dst_ds,
-			   r->pause_ms, (unsigned long long)(applied >> 10), (double)(t1 - t0) / 1e6,
-			   (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6);
+			   r->pause_ms, (double)(t0 - tq) / 1e6, (unsigned long long)(applied >> 10),
+			   (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6);
 	return ret;
 }
 
@@ -2255,6 +2262,7 @@ void reloc_get_status(struct reloc *r, struct reloc_status *st)
 	st->phase = r->phase;
 	st->rounds = r->rounds;
 	st->pause_ms = r->pause_ms;
+	st->pause_at = r->pause_at;
 	snprintf(st->error, sizeof(st->error), "%s", r->error);
 	if (r->j != NULL)
 		st->journal_bytes = journal_total_bytes(r->j);

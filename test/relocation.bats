@@ -48,14 +48,21 @@ teardown() {
 	local inodes_before
 	inodes_before=$(rfs_inodes "$MNT/vm1")
 
+	local t_start
+	t_start=$(date +%s)
 	reloc_migrate vm1 "$DST" --wait --pause-budget 300
-	local id=$RELOC_ID summary=${lines[1]:-} nrounds
+	local id=$RELOC_ID summary=${lines[1]:-} nrounds pause_at
 	# the summary on stdout, "1 round" but "N rounds"
 	[[ $summary =~ ^relocation\ $id\ of\ vm1\ done:\ [0-9.]+\ [KMGT]?i?B\ copied,\ ([0-9]+)\ round(s?),\ cutover\ pause\ [0-9.]+\ ms$ ]] ||
 		fail "migrate --wait: unexpected summary line '$summary' (stdout: $output)"
 	nrounds=${BASH_REMATCH[1]}
 	if [ "$nrounds" = 1 ]; then [ -z "${BASH_REMATCH[2]}" ]; else [ "${BASH_REMATCH[2]}" = s ]; fi ||
 		fail "migrate --wait: '$summary': the plural does not match $nrounds"
+	# status --json says when the pause started, on the wall clock
+	reloc_status
+	pause_at=$(rq get "$id" pause_at)
+	awk -v p="$pause_at" -v a="$t_start" -v b="$(date +%s)" 'BEGIN { exit !(p >= a && p <= b + 1) }' ||
+		fail "pause_at $pause_at is not between the migrate ($t_start) and now: $RELOC_JSON"
 	# progress goes to stderr as plain lines when it is not a terminal
 	if [[ $RELOC_MIGRATE_ERR == *$'\r'* || $RELOC_MIGRATE_ERR == *$'\e'* ]]; then
 		fail "migrate --wait wrote terminal control characters to a non-terminal stderr: $(printf '%q' "$RELOC_MIGRATE_ERR")"

@@ -86,6 +86,7 @@ struct reloc_status {
 	uint64_t journal_bytes;
 	unsigned rounds;
 	double pause_ms;
+	double pause_at;		/* the pause's start, epoch seconds; 0: none yet */
 	bool yielding;			/* the copy is slowed for the application's reads */
 	double yield_s;			/* time it spent so */
 	char error[512];

@@ -310,6 +310,12 @@ def cmd_stall(args):
         return t >= a and t - lat / 1000.0 <= b
 
     cut = [lat for t, lat in ios if overlaps(t, lat, lo, hi)]
+    # The writes that overlapped the pause itself (relocfs's pause_at and
+    # pause_ms), apart from the rest of the window.
+    fin = w.get("final") or {}
+    pa, pm = fin.get("pause_at") or 0, fin.get("pause_ms") or 0
+    in_pause = [lat for t, lat in ios if pa > 0 and overlaps(t, lat, pa, pa + pm / 1000.0)]
+    out["pause_stall_ms"] = max(in_pause) if in_pause else None
     during = [lat for t, lat in ios if overlaps(t, lat, t0, lo) and not overlaps(t, lat, lo, hi)]
     before = [lat for t, lat in ios if t < t0]
     out.update({
@@ -330,7 +336,7 @@ def cmd_cutlog(args):
     inside its cutover pause, from relocfs's notice "relocation ID of HOME:
     cut over to ..., pause X ms (apply of N KiB ...)"."""
     import re
-    pat = re.compile(r"relocation %s of %s: cut over to .* pause [\d.]+ ms \(apply of (\d+) KiB"
+    pat = re.compile(r"relocation %s of %s: cut over to .* pause [\d.]+ ms \((?:drain [\d.]+, )?apply of (\d+) KiB"
                      % (re.escape(args[1]), re.escape(args[2])))
     found = ""
     with open(args[0], errors="replace") as f:
@@ -512,6 +518,7 @@ def report_cutover(data, order):
         rows.append([disk_label(key), handles,
                      fmt(med(data, sec, key, "stall_ms")),
                      "/".join(fmt(v) for v in sorted(x for x in runs_of(data, sec, key, "stall_ms").values() if x is not None)),
+                     fmt(med(data, sec, key, "pause_stall_ms")),
                      fmt(med(data, sec, key, "pause_ms")),
                      fmt(med(data, sec, key, "applied_kib")),
                      fmt(med(data, sec, key, "rounds")),
@@ -519,7 +526,7 @@ def report_cutover(data, order):
                      fmt(med(data, sec, key, "max_before_ms")),
                      fmt(med(data, sec, key, "iops")),
                      fmt(med(data, sec, key, "reloc_s"))])
-    print_table(["disk", "handles", "stall ms", "(each run)", "pause ms (relocfs)",
+    print_table(["disk", "handles", "stall ms", "(each run)", "writes in the pause ms", "pause ms (relocfs)",
                  "KiB applied in pause", "rounds", "max lat during copy ms", "max lat before ms", "IOPS", "relocation s"], rows)
 
 

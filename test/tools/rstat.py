@@ -60,6 +60,11 @@ def validate(doc, mnt=None, src=None):
                 bad.append("relocation %r: %s is %r, not a string" % (r.get("id"), k, r.get(k)))
         if not isinstance(r.get("pause_ms"), (int, float)) or isinstance(r.get("pause_ms"), bool):
             bad.append("relocation %r: pause_ms is %r, not a number" % (r.get("id"), r.get("pause_ms")))
+        pa = r.get("pause_at")
+        if not isinstance(pa, (int, float)) or isinstance(pa, bool) or pa < 0:
+            bad.append("relocation %r: pause_at is %r, not a number >= 0" % (r.get("id"), pa))
+        elif (pa > 0) != (isinstance(r.get("pause_ms"), (int, float)) and r["pause_ms"] > 0):
+            bad.append("relocation %r: pause_at %r and pause_ms %r disagree" % (r.get("id"), pa, r.get("pause_ms")))
         if not isinstance(r.get("yielding"), bool):
             bad.append("relocation %r: yielding is %r, not a boolean" % (r.get("id"), r.get("yielding")))
         if not isinstance(r.get("yield_s"), (int, float)) or isinstance(r.get("yield_s"), bool) or r["yield_s"] < 0:

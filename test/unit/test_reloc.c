@@ -1001,6 +1001,7 @@ static void test_data_path_while_relocating(void)
 {
 	struct reloc_opts o = base_opts;
 	struct reloc_status st;
+	time_t before;
 	char path[PATH_MAX], spath[PATH_MAX];
 	struct stat sb;
 	int during_copy = 0, steps = 0;
@@ -1040,7 +1041,9 @@ static void test_data_path_while_relocating(void)
 	CHECK_EQ(sb.st_mtim.tv_sec, 1600000000);
 	reloc_get_status(cur, &st);
 	CHECK_STR(st.error, "");
+	CHECK(st.pause_at == 0);
 	CHECK_EQ(host_get(&host.flips), 0);
+	before = time(NULL);
 	CHECK_EQ(reloc_cutover(cur), 0);
 	CHECK(finish(&st));
 	if (st.error[0])
@@ -1049,6 +1052,8 @@ static void test_data_path_while_relocating(void)
 	CHECK_EQ(host_get(&host.flips), 1);
 	CHECK_EQ(host_get(&host.detaches), 0);
 	CHECK(st.pause_ms > 0);
+	/* The pause's start on the wall clock, between the request and now. */
+	CHECK(st.pause_at >= (double)before && st.pause_at <= (double)time(NULL) + 1);
 	pathf(path, sizeof(path), "%s/%s", g_dst, "vm1/" BIG);
 	CHECK(file_equals_model(path));
 	/* The destination carries the time of the last change, not B's. */
