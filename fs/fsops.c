@@ -413,9 +413,10 @@ static mode_t chmod_mode(fuse_req_t req, struct inode *inode, const struct stat 
  * file or when the caller is outside the file's group. With
  * FUSE_HANDLE_KILLPRIV_V2 (all) the kernel leaves all of it to relocfs;
  * without, it sends the first two as a chmod and only the last is left.
- * groups are the caller's, NULL to ask the kernel. True if the mode changed:
- * the kernel's cached one is stale then. */
-static bool kill_suidgid(fuse_req_t req, struct inode *inode, int fd, bool all,
+ * groups are the caller's, NULL to ask the kernel. A changed mode makes the
+ * kernel's cached one stale: inode ino is invalidated (0: the reply carries
+ * the new attributes). */
+static void kill_suidgid(fuse_req_t req, struct inode *inode, fuse_ino_t ino, int fd, bool all,
 			 const gid_t *groups, int ngroups)
 {
 	char path[PROC_PATH_MAX];
@@ -424,31 +425,31 @@ static bool kill_suidgid(fuse_req_t req, struct inode *inode, int fd, bool all,
 
 	if ((fd >= 0 ? fstat(fd, &st) : fstatat(inode->fd, "", &st, AT_EMPTY_PATH)) < 0 ||
 	    !S_ISREG(st.st_mode) || !(st.st_mode & (S_ISUID | S_ISGID)))
-		return false;
+		return;
 	if (all && (st.st_mode & S_ISUID))
 		kill |= S_ISUID;
 	if ((st.st_mode & S_ISGID) &&
 	    ((st.st_mode & S_IXGRP) ? all : !caller_in_group(req, groups, ngroups, st.st_gid)))
 		kill |= S_ISGID;
 	if (kill == 0)
-		return false;
+		return;
 	proc_path(path, inode->fd);
 	if (chmod(path, st.st_mode & 07777 & ~kill) < 0) {
 		log_warning("dropping setuid/setgid of inode %llu: %s",
 			    (unsigned long long)st.st_ino, strerror(errno));
-		return false;
+		return;
 	}
 	mirror_attr(inode->home, inode);
-	return true;
+	if (ino != 0)
+		fuse_lowlevel_notify_inval_inode(fs_of(req)->se, ino, -1, 0);
 }
 
 /* fallocate and copy_file_range modify a file too, but their requests carry
  * no kill flag: a caller other than root is taken to lack CAP_FSETID. */
 static void kill_suidgid_unflagged(fuse_req_t req, struct open_file *of, fuse_ino_t ino)
 {
-	if (wire_kill_priv_v2() && fuse_req_ctx(req)->uid != 0 &&
-	    kill_suidgid(req, of->inode, of->fd, true, of->groups, of->ngroups))
-		fuse_lowlevel_notify_inval_inode(fs_of(req)->se, ino, -1, 0);
+	if (wire_kill_priv_v2() && fuse_req_ctx(req)->uid != 0)
+		kill_suidgid(req, of->inode, ino, of->fd, true, of->groups, of->ngroups);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -495,7 +496,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			goto out;
 		/* No notify: the reply's attributes carry the new mode. */
 		if (wire_kill_priv_v2() && wire_kill_suidgid())
-			kill_suidgid(req, inode, fd, true, NULL, 0);
+			kill_suidgid(req, inode, 0, fd, true, NULL, 0);
 	}
 	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
 		ret = set_times(inode, fd, attr, valid);
@@ -923,9 +924,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * (before Linux 5.11) a caller other than root is taken to lack
 	 * CAP_FSETID. */
 	if ((fi->flags & O_TRUNC) &&
-	    (wire_kill_priv_v2() ? wire_kill_suidgid() : fuse_req_ctx(req)->uid != 0) &&
-	    kill_suidgid(req, inode, fd, true, NULL, 0))
-		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+	    (wire_kill_priv_v2() ? wire_kill_suidgid() : fuse_req_ctx(req)->uid != 0))
+		kill_suidgid(req, inode, ino, fd, true, NULL, 0);
 	of = open_file_new(req, inode, fd, fi->flags);
 	if (of == NULL) {
 		close(fd);
@@ -1022,9 +1022,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		n = fuse_buf_copy(&out, in, 0);
 	}
 out:
-	if (n > 0 && (v2 ? wire_kill_suidgid() : of->groups != NULL) &&
-	    kill_suidgid(req, of->inode, of->fd, v2, of->groups, of->ngroups))
-		fuse_lowlevel_notify_inval_inode(fs_of(req)->se, ino, -1, 0);
+	if (n > 0 && (v2 ? wire_kill_suidgid() : of->groups != NULL))
+		kill_suidgid(req, of->inode, ino, of->fd, v2, of->groups, of->ngroups);
 	gate_leave(h);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);

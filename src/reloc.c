@@ -53,11 +53,11 @@
 #define BS EXTMAP_BLOCK
 #define FILE_BUCKETS 4096
 #define COPY_CHUNK (1u << 20)
-#define COPY_WRITE_BEHIND (8ull << 20)	/* per copy thread */
 #define COPY_NICE 10		/* CPU: about a tenth of a contended core */
 #define COPY_IOPRIO 7		/* best-effort class, lowest level */
 #define APPLY_CHUNK (1u << 20)
-#define APPLY_KICK (8u << 20)	/* span of D an apply writes before starting its writeback */
+#define WB_KICK (1u << 20)	/* span of D written before its writeback is started */
+#define WB_WINDOW (8ull << 20)	/* how far behind the copy waits for that writeback */
 #define DEFAULT_APPLY_BPS (200ull << 20)
 #define CONVERGED_BYTES (256u << 10)	/* left for the pause: no more rounds */
 #define BUSY_WINDOW_NS 100000000ull	/* how often the copy looks at the reads */
@@ -1040,6 +1040,55 @@ static int prepare(struct reloc *r)
 	return ret;
 }
 
+/* --------------------------------------------------------- write-behind */
+
+/* The copy and the rounds write D in ascending order and start its
+ * writeback as they go, so that the flush after them finds little left.
+ * The copy also waits for that writeback a window back and drops those
+ * pages (wait): the disk's queue then holds a few MiB of it, not gigabytes
+ * of dirty pages, so a yield to the application's reads takes effect at
+ * once and the copy does not fill the page cache with D. Such a wait
+ * consumes the file's writeback error (errseq): it fails the caller, as
+ * the fdatasync that would have seen the error will not. */
+struct writebehind {
+	int fd;
+	bool wait;
+	uint64_t started;	/* writeback started up to here */
+	uint64_t settled;	/* waited for and dropped up to here */
+};
+
+static void writebehind_init(struct writebehind *wb, int fd, uint64_t from, bool wait)
+{
+	*wb = (struct writebehind){ .fd = fd, .wait = wait, .started = from, .settled = from };
+}
+
+/* Waits for the writeback of [settled, to) and drops its pages. */
+static int writebehind_settle(struct writebehind *wb, uint64_t to)
+{
+	if (to <= wb->settled)
+		return 0;	/* a length of 0 would mean to the end of the file */
+	if (sync_file_range(wb->fd, (off_t)wb->settled, (off_t)(to - wb->settled),
+			    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+			    SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+		return -errno;
+	posix_fadvise(wb->fd, (off_t)wb->settled, (off_t)(to - wb->settled), POSIX_FADV_DONTNEED);
+	wb->settled = to;
+	return 0;
+}
+
+/* D is written up to end. */
+static int writebehind_advance(struct writebehind *wb, uint64_t end)
+{
+	if (end >= wb->started + WB_KICK) {
+		sync_file_range(wb->fd, (off_t)wb->started, (off_t)(end - wb->started),
+				SYNC_FILE_RANGE_WRITE);
+		wb->started = end;
+	}
+	if (!wb->wait || end <= WB_WINDOW)
+		return 0;
+	return writebehind_settle(wb, end - WB_WINDOW);
+}
+
 /* ---------------------------------------------------------------- copy */
 
 /* The copy's rate now, pace_lock held. While the application reads its
@@ -1074,8 +1123,6 @@ static void pace_copy(struct reloc *r, size_t n)
 {
 	uint64_t now, wait, rate;
 
-	if (r->opts.rate_bps == 0 && r->opts.busy_rate_bps == 0)
-		return;
 	pthread_mutex_lock(&r->pace_lock);
 	now = now_ns();
 	rate = copy_rate(r, now);
@@ -1092,27 +1139,8 @@ static void pace_copy(struct reloc *r, size_t n)
 		sleep_ns(wait);
 }
 
-/* Write-behind: the copy waits for the writeback of D's chunks a window
- * back and drops their pages, so the disk's queue holds a few MiB of the
- * copy, not gigabytes of dirty pages: a yield to the application's reads
- * takes effect at once, and the copy does not fill the page cache with D.
- * The wait consumes a writeback error of the file (errseq): it must fail
- * the copy, as the fdatasync that would have seen it will not. */
-static int copy_settle(int fd, uint64_t *done_to, uint64_t to)
-{
-	if (to <= *done_to)
-		return 0;	/* a length of 0 would mean to the end of the file */
-	if (sync_file_range(fd, (off_t)*done_to, (off_t)(to - *done_to),
-			    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-			    SYNC_FILE_RANGE_WAIT_AFTER) < 0)
-		return -errno;
-	posix_fadvise(fd, (off_t)*done_to, (off_t)(to - *done_to), POSIX_FADV_DONTNEED);
-	*done_to = to;
-	return 0;
-}
-
 static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t end, char *buf,
-		      uint64_t *settled)
+		      struct writebehind *wb)
 {
 	bool offload = true;
 
@@ -1139,11 +1167,8 @@ static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t e
 				return ret;
 			done = (ssize_t)n;
 		}
-		/* Start writeback now: the file's fdatasync then finds little
-		 * left, and the copy does not fill the page cache. */
-		sync_file_range(f->d_fd, (off_t)pos, done, SYNC_FILE_RANGE_WRITE);
 		pos += (uint64_t)done;
-		ret = copy_settle(f->d_fd, settled, pos > COPY_WRITE_BEHIND ? pos - COPY_WRITE_BEHIND : 0);
+		ret = writebehind_advance(wb, pos);
 		if (ret < 0)
 			return ret;
 		__atomic_add_fetch(&r->bytes_copied, (uint64_t)done, __ATOMIC_RELAXED);
@@ -1155,9 +1180,10 @@ static int copy_range(struct reloc *r, struct rfile *f, uint64_t pos, uint64_t e
 /* Copies B's data extents in [off, end) to D; holes stay holes. */
 static int copy_extents(struct reloc *r, struct rfile *f, uint64_t off, uint64_t end, char *buf)
 {
-	uint64_t settled = off;
+	struct writebehind wb;
 	int ret = 0;
 
+	writebehind_init(&wb, f->d_fd, off, true);
 	while (off < end) {
 		off_t data = lseek(f->b_fd, (off_t)off, SEEK_DATA), hole;
 
@@ -1173,12 +1199,12 @@ static int copy_extents(struct reloc *r, struct rfile *f, uint64_t off, uint64_t
 			return -errno;
 		if ((uint64_t)hole > end)
 			hole = (off_t)end;
-		ret = copy_range(r, f, (uint64_t)data, (uint64_t)hole, buf, &settled);
+		ret = copy_range(r, f, (uint64_t)data, (uint64_t)hole, buf, &wb);
 		if (ret < 0)
 			return ret;
 		off = (uint64_t)hole;
 	}
-	return copy_settle(f->d_fd, &settled, off < end ? off : end);
+	return writebehind_settle(&wb, off < end ? off : end);
 }
 
 /* Files are cut into segments that the copy threads share, so one big
@@ -1372,8 +1398,9 @@ static int pending_cmp(const void *a, const void *b)
 static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct collect *c,
 			 char *buf, bool kick)
 {
-	uint64_t kick_from = UINT64_MAX;
+	struct writebehind wb;
 
+	writebehind_init(&wb, fd, c->n > 0 ? c->v[0].block * BS : 0, false);
 	for (size_t i = 0; i < c->n;) {
 		const struct pending *p = &c->v[i];
 		size_t k = 1;
@@ -1403,20 +1430,9 @@ static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct 
 		}
 		if (ret < 0)
 			return ret;
-		/* Start writeback as the blocks go (they are in ascending
-		 * order): the flush that ends the round then waits for the
-		 * tail only, not for all of it after the apply. */
-		if (kick) {
-			uint64_t end = (p->block + k) * BS;
-
-			if (kick_from == UINT64_MAX)
-				kick_from = p->block * BS;
-			if (end - kick_from >= APPLY_KICK) {
-				sync_file_range(fd, (off_t)kick_from, (off_t)(end - kick_from),
-						SYNC_FILE_RANGE_WRITE);
-				kick_from = UINT64_MAX;
-			}
-		}
+		/* The blocks are in ascending order; the round's flush waits. */
+		if (kick)
+			writebehind_advance(&wb, (p->block + k) * BS);
 		i += k;
 	}
 	return 0;

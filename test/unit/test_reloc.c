@@ -31,6 +31,7 @@
 #define MAX_SIZE (8 * MIB)		/* random steps keep the file below this */
 #define MODEL_CAP (16 * MIB)
 #define BIG "big-flat.vmdk"
+#define BIG2 "big2-flat.vmdk"
 #define WAIT_MS 20000
 
 /* ------------------------------------------------------------ fake host */
@@ -1082,6 +1083,37 @@ static bool file_equals(const char *path, const unsigned char *data, size_t len)
 	return same;
 }
 
+/* A second disk in the source home, with data all through (the big one is
+ * mostly holes): len random bytes, returned (NULL if it could not be made). */
+static unsigned char *put_big2(size_t len)
+{
+	unsigned char *data = malloc(len);
+	char path[PATH_MAX];
+
+	if (data == NULL)
+		return NULL;
+	fill(data, len);
+	pathf(path, sizeof(path), "%s/%s", g_src, "vm1/" BIG2);
+	if (put_file(path, data, len, 0600) < 0) {
+		free(data);
+		return NULL;
+	}
+	return data;
+}
+
+/* Cuts over and compares the second disk on D with what put_big2 wrote. */
+static void cutover_to_big2(const unsigned char *data, size_t len)
+{
+	struct reloc_status st;
+	char path[PATH_MAX];
+
+	CHECK_EQ(reloc_cutover(cur), 0);
+	CHECK(finish(&st));
+	CHECK_STR(reloc_phase_name(st.phase), "done");
+	pathf(path, sizeof(path), "%s/%s", g_dst, "vm1/" BIG2);
+	CHECK(file_equals(path, data, len));
+}
+
 /* The copy slows to busy_rate_bps while the application reads its files,
  * and only then; what it copies is the same. */
 static void test_copy_yields_to_reads(void)
@@ -1090,18 +1122,17 @@ static void test_copy_yields_to_reads(void)
 	struct reloc_status st;
 	char path[PATH_MAX];
 	const size_t len = 32 * MIB;
-	unsigned char *data = malloc(len);
+	unsigned char *data;
 	char *buf = malloc(MIB);
 	struct rfile *f = NULL;
 	struct stat sb;
 	bool saw_yield = false;
 	uint64_t t0;
 
-	CHECK(data != NULL && buf != NULL);
 	setup();
-	fill(data, len);
-	pathf(path, sizeof(path), "%s/%s", g_src, "vm1/big2-flat.vmdk");
-	CHECK_EQ(put_file(path, data, len, 0600), 0);
+	data = put_big2(len);
+	CHECK(data != NULL && buf != NULL);
+	pathf(path, sizeof(path), "%s/%s", g_src, "vm1/" BIG2);
 	CHECK_EQ(stat(path, &sb), 0);
 	o.manual_cutover = true;
 	o.rate_bps = 8 * MIB;		/* 32 chunks of 1 MiB, one each 125 ms */
@@ -1135,11 +1166,8 @@ static void test_copy_yields_to_reads(void)
 	CHECK(!st.yielding);
 	CHECK(st.yield_s > 0);
 	printf("# the copy yielded for %.1f s\n", st.yield_s);
-	CHECK_EQ(reloc_cutover(cur), 0);
-	CHECK(finish(&st));
-	CHECK_STR(reloc_phase_name(st.phase), "done");
-	pathf(path, sizeof(path), "%s/%s", g_dst, "vm1/big2-flat.vmdk");
-	CHECK(file_equals(path, data, len));
+	if (data != NULL)
+		cutover_to_big2(data, len);
 	free(buf);
 	free(data);
 	teardown();
@@ -1172,39 +1200,50 @@ static long resident_pages(const char *path, size_t len)
 }
 
 /* The copy waits for the writeback of what it wrote a window (8 MiB) back,
- * and of a whole segment (64 MiB) at its end, and drops those pages: the
- * copied file is not left in the page cache, and D holds the source. */
+ * and of a whole segment (64 MiB) at its end, and drops those pages: while
+ * it goes, each copy thread leaves little more than a window in the page
+ * cache; after it, nothing; and D holds the source. */
 static void test_copy_write_behind(void)
 {
 	struct reloc_opts o = base_opts;
-	struct reloc_status st;
-	char spath[PATH_MAX], dpath[PATH_MAX];
+	char dpath[PATH_MAX];
 	const size_t len = 80 * MIB;	/* two segments, the second partial */
-	unsigned char *data = malloc(len);
+	unsigned char *data;
 	long psz = sysconf(_SC_PAGESIZE), res;
 	struct statfs sfs;
 
-	CHECK(data != NULL);
+	struct reloc_status st;
+	bool tmpfs;
+	uint64_t t0;
+
 	setup();
-	fill(data, len);
-	pathf(spath, sizeof(spath), "%s/%s", g_src, "vm1/big2-flat.vmdk");
-	CHECK_EQ(put_file(spath, data, len, 0600), 0);
-	o.manual_cutover = true;
-	CHECK_EQ(start(o), 0);
-	CHECK(wait_phase(cur, RELOC_READY, 2 * WAIT_MS));
-	pathf(dpath, sizeof(dpath), "%s/%s", g_dst, "vm1/big2-flat.vmdk");
+	data = put_big2(len);
+	CHECK(data != NULL);
 	CHECK_EQ(statfs(g_dst, &sfs), 0);
-	res = resident_pages(dpath, len);
-	if (sfs.f_type == TMPFS_MAGIC) {
+	tmpfs = sfs.f_type == TMPFS_MAGIC;
+	if (tmpfs)
 		printf("# %s is on tmpfs: its pages are its storage, not checked\n", g_dst);
-	} else {
-		printf("# %ld of %zu pages of the copy resident\n", res, len / (size_t)psz);
-		CHECK(res >= 0 && (size_t)res * (size_t)psz <= MIB);
-	}
-	CHECK_EQ(reloc_cutover(cur), 0);
-	CHECK(finish(&st));
-	CHECK_STR(reloc_phase_name(st.phase), "done");
-	CHECK(file_equals(dpath, data, len));
+	o.manual_cutover = true;
+	o.rate_bps = 32 * MIB;		/* time to look while it copies */
+	CHECK_EQ(start(o), 0);
+	pathf(dpath, sizeof(dpath), "%s/%s", g_dst, "vm1/" BIG2);
+	/* Halfway: two threads, each a window and a chunk or two behind. */
+	t0 = now_ms();
+	do {
+		usleep(10000);
+		reloc_get_status(cur, &st);
+	} while (st.bytes_copied < 48 * MIB && st.phase <= RELOC_COPY && now_ms() - t0 < WAIT_MS);
+	res = resident_pages(dpath, len);
+	printf("# %ld of %zu pages of the copy resident at %llu MiB copied\n", res,
+	       len / (size_t)psz, (unsigned long long)(st.bytes_copied / MIB));
+	CHECK_EQ(st.phase, RELOC_COPY);
+	CHECK(tmpfs || (res >= 0 && (size_t)res * (size_t)psz <= 20 * MIB));
+	CHECK(wait_phase(cur, RELOC_READY, 2 * WAIT_MS));
+	res = resident_pages(dpath, len);
+	printf("# %ld of %zu pages of the copy resident after it\n", res, len / (size_t)psz);
+	CHECK(tmpfs || (res >= 0 && (size_t)res * (size_t)psz <= MIB));
+	if (data != NULL)
+		cutover_to_big2(data, len);
 	free(data);
 	teardown();
 }
