@@ -359,7 +359,7 @@ int journal_drop(struct journal *j, uint32_t gen)
 	struct journal_gen *g;
 	bool acked = false;
 	char name[32];
-	int ret = 0;
+	int fd = -1, ret = 0;
 
 	/* Not while a sync may be flushing this generation's descriptor. */
 	pthread_mutex_lock(&j->sync_lock);
@@ -391,13 +391,18 @@ int journal_drop(struct journal *j, uint32_t gen)
 		goto out;
 	}
 	pthread_mutex_lock(&j->lock);
-	close(g->fd);
+	fd = g->fd;
 	g->fd = -1;
 	j->total -= g->size;
 	j->dropped_bytes += g->size;
 	pthread_mutex_unlock(&j->lock);
 out:
 	pthread_mutex_unlock(&j->sync_lock);
+	/* The last close frees the file's blocks (a synchronous discard on a
+	 * filesystem mounted with -o discard): milliseconds that no append or
+	 * sync may wait for. */
+	if (fd >= 0)
+		close(fd);
 	return ret;
 }
 
