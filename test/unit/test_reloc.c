@@ -942,16 +942,23 @@ static int force_round(struct rfile *f, size_t off, size_t len)
 	return verify_view(f, path);
 }
 
-/* Cuts the current relocation over; it must end done with the big file on
- * the destination equal to the model. */
+/* Cuts the current relocation over; it must end done. */
+static void cutover_done(struct reloc_status *st)
+{
+	CHECK_EQ(reloc_cutover(cur), 0);
+	CHECK(finish(st));
+	if (st->error[0])
+		printf("# error: %s\n", st->error);
+	CHECK_STR(reloc_phase_name(st->phase), "done");
+}
+
+/* ... with the big file on the destination equal to the model. */
 static void cutover_to_model(void)
 {
 	struct reloc_status st;
 	char path[PATH_MAX];
 
-	CHECK_EQ(reloc_cutover(cur), 0);
-	CHECK(finish(&st));
-	CHECK_STR(reloc_phase_name(st.phase), "done");
+	cutover_done(&st);
 	pathf(path, sizeof(path), "%s/%s", g_dst, "vm1/" BIG);
 	CHECK(file_equals_model(path));
 }
@@ -1045,11 +1052,7 @@ static void test_data_path_while_relocating(void)
 	CHECK(st.pause_at == 0);
 	CHECK_EQ(host_get(&host.flips), 0);
 	before = time(NULL);
-	CHECK_EQ(reloc_cutover(cur), 0);
-	CHECK(finish(&st));
-	if (st.error[0])
-		printf("# error: %s\n", st.error);
-	CHECK_STR(reloc_phase_name(st.phase), "done");
+	cutover_done(&st);
 	CHECK_EQ(host_get(&host.flips), 1);
 	CHECK_EQ(host_get(&host.detaches), 0);
 	CHECK(st.pause_ms > 0);
@@ -1107,9 +1110,7 @@ static void cutover_to_big2(const unsigned char *data, size_t len)
 	struct reloc_status st;
 	char path[PATH_MAX];
 
-	CHECK_EQ(reloc_cutover(cur), 0);
-	CHECK(finish(&st));
-	CHECK_STR(reloc_phase_name(st.phase), "done");
+	cutover_done(&st);
 	pathf(path, sizeof(path), "%s/%s", g_dst, "vm1/" BIG2);
 	CHECK(file_equals(path, data, len));
 }
@@ -1577,11 +1578,7 @@ static void test_ns_mirror(void)
 	CHECK_STR(st.error, "");
 	CHECK(wait_phase(cur, RELOC_READY, WAIT_MS));
 	CHECK_EQ(snap_take(home, &snap_a), 0);
-	CHECK_EQ(reloc_cutover(cur), 0);
-	CHECK(finish(&st));
-	if (st.error[0])
-		printf("# error: %s\n", st.error);
-	CHECK_STR(reloc_phase_name(st.phase), "done");
+	cutover_done(&st);
 	CHECK_EQ(snap_take(dhome, &snap_b), 0);
 	CHECK_EQ(snap_diff(&snap_a, &snap_b, false, NULL), 0);
 	/* a.log's data under its new name and its hard link. */
