@@ -1,11 +1,20 @@
 /* extmap: owns a block -> location hash map (open addressing, linear
  * probing, backward-shift deletion: no tombstones, so lookups stay short
- * after any number of rounds of removal).
+ * after any number of rounds of removal), and the pending list.
+ *
+ * Why the list: the map keeps a DEST entry for every block written since
+ * the relocation started, so a walk of the map grows with the relocation's
+ * length, and every round (and the cutover, in the pause) would pay it
+ * under the file's lock. The list names the blocks a round has to apply.
  *
  * Invariants: count < cap * 3/4 whenever cap > 0; an empty slot has block
  * UINT64_MAX, which is never a valid block (offsets stop far below 2^64 *
- * 4096). Not thread-safe: the owner's file lock serializes access. */
+ * 4096). An entry has listed set exactly when its block is in pend, which
+ * holds no block twice and none without an entry; every JOURNAL or ZERO
+ * entry is listed (a listed DEST entry leaves at the next pending walk).
+ * Not thread-safe: the owner's file lock serializes access. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +38,7 @@ void extmap_init(struct extmap *m)
 void extmap_destroy(struct extmap *m)
 {
 	free(m->slots);
+	free(m->pend);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -70,14 +80,44 @@ static struct extmap_ent *find(const struct extmap *m, uint64_t block)
 	return NULL;
 }
 
+static bool is_pending(uint32_t where)
+{
+	return where == EXTMAP_JOURNAL || where == EXTMAP_ZERO;
+}
+
+/* Room for one more block in the pending list. */
+static int pend_reserve(struct extmap *m)
+{
+	size_t cap;
+	uint64_t *v;
+
+	if (m->npend < m->pend_cap)
+		return 0;
+	cap = m->pend_cap ? m->pend_cap * 2 : MIN_CAP;
+	v = realloc(m->pend, cap * sizeof(*v));
+	if (v == NULL)
+		return -ENOMEM;
+	m->pend = v;
+	m->pend_cap = cap;
+	return 0;
+}
+
 int extmap_set(struct extmap *m, uint64_t block, enum extmap_where where,
 	       uint32_t gen, uint64_t off)
 {
 	struct extmap_ent *e = find(m, block);
+	bool list = is_pending(where) && (e == NULL || !e->listed);
 	size_t s;
 
 	if (block == EMPTY || where == EXTMAP_NONE)
 		return -EINVAL;
+	/* Both allocations before any change: -ENOMEM changes nothing. */
+	if (list) {
+		int ret = pend_reserve(m);
+
+		if (ret < 0)
+			return ret;
+	}
 	if (e == NULL) {
 		if ((m->count + 1) * 4 > m->cap * 3) {
 			int ret = extmap_resize(m, m->cap ? m->cap * 2 : MIN_CAP);
@@ -90,9 +130,14 @@ int extmap_set(struct extmap *m, uint64_t block, enum extmap_where where,
 			s = (s + 1) & (m->cap - 1);
 		e = &m->slots[s];
 		e->block = block;
+		e->listed = 0;
 		m->count++;
 	}
-	e->where = (uint32_t)where;
+	if (list) {
+		m->pend[m->npend++] = block;
+		e->listed = 1;
+	}
+	e->where = (uint16_t)where;
 	e->gen = gen;
 	e->off = off;
 	return 0;
@@ -131,13 +176,20 @@ int extmap_remove(struct extmap *m, uint64_t block)
 
 	if (e == NULL)
 		return -ENOENT;
+	if (e->listed) {
+		for (size_t i = 0; i < m->npend; i++)
+			if (m->pend[i] == block) {
+				m->pend[i] = m->pend[--m->npend];
+				break;
+			}
+	}
 	delete_slot(m, (size_t)(e - m->slots));
 	return 0;
 }
 
 void extmap_truncate(struct extmap *m, uint64_t first)
 {
-	size_t i = 0;
+	size_t i = 0, keep = 0;
 
 	/* Deletion shifts a later entry into i: re-examine i then. An entry
 	 * wrapped from the front was already kept, so one pass suffices. */
@@ -147,6 +199,10 @@ void extmap_truncate(struct extmap *m, uint64_t first)
 		else
 			i++;
 	}
+	for (i = 0; i < m->npend; i++)
+		if (m->pend[i] < first)
+			m->pend[keep++] = m->pend[i];
+	m->npend = keep;
 }
 
 int extmap_each(struct extmap *m, extmap_fn fn, void *arg)
@@ -160,4 +216,32 @@ int extmap_each(struct extmap *m, extmap_fn fn, void *arg)
 			return ret;
 	}
 	return 0;
+}
+
+int extmap_each_pending(struct extmap *m, extmap_fn fn, void *arg)
+{
+	size_t i, keep = 0;
+	int ret = 0;
+
+	if (m->npend == 0)
+		return 0;
+	for (i = 0; i < m->npend; i++) {
+		struct extmap_ent *e = find(m, m->pend[i]);
+
+		/* Applied since (DEST): off the list until it is written again. */
+		if (!is_pending(e->where)) {
+			e->listed = 0;
+			continue;
+		}
+		m->pend[keep++] = m->pend[i];
+		ret = fn(e, arg);
+		if (ret != 0) {
+			i++;
+			break;
+		}
+	}
+	/* A stopped walk keeps the blocks it did not reach. */
+	memmove(m->pend + keep, m->pend + i, (m->npend - i) * sizeof(*m->pend));
+	m->npend = keep + (m->npend - i);
+	return ret;
 }

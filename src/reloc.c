@@ -1466,7 +1466,7 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 			*changed = true;
 		}
 	}
-	extmap_each(&f->map, collect_fn, &c);
+	extmap_each_pending(&f->map, collect_fn, &c);
 	pthread_rwlock_unlock(&f->lock);
 	if (c.err < 0) {
 		ret = c.err;

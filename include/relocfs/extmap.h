@@ -1,5 +1,7 @@
 /* extmap: the index of one relocating file: for each block written since the
- * relocation started, where its newest data lives. */
+ * relocation started, where its newest data lives; and the list of the
+ * blocks still to apply (JOURNAL or ZERO), so that a round costs what it
+ * applies, not what was written since the start. */
 #ifndef RELOCFS_EXTMAP_H
 #define RELOCFS_EXTMAP_H
 
@@ -19,13 +21,16 @@ struct extmap_ent {
 	uint64_t block;		/* key; UINT64_MAX marks an empty slot */
 	uint64_t off;		/* EXTMAP_JOURNAL: byte offset of the data */
 	uint32_t gen;		/* EXTMAP_JOURNAL: generation */
-	uint32_t where;		/* enum extmap_where */
+	uint16_t where;		/* enum extmap_where */
+	uint16_t listed;	/* private: the block is in the pending list */
 };
 
 struct extmap {
 	struct extmap_ent *slots;
 	size_t cap;		/* power of two, 0 when empty */
 	size_t count;
+	uint64_t *pend;		/* blocks that may be JOURNAL or ZERO */
+	size_t npend, pend_cap;
 };
 
 void extmap_init(struct extmap *m);
@@ -41,8 +46,13 @@ int extmap_remove(struct extmap *m, uint64_t block);
 void extmap_truncate(struct extmap *m, uint64_t first);
 
 /* Calls fn for every entry; fn may change the entry's where/gen/off in
- * place but must not insert or remove. Order is unspecified. */
+ * place but must not insert or remove. Order is unspecified. A non-zero
+ * return of fn stops the walk and is returned. */
 typedef int (*extmap_fn)(struct extmap_ent *ent, void *arg);
 int extmap_each(struct extmap *m, extmap_fn fn, void *arg);
+/* As extmap_each, for the JOURNAL and ZERO entries only: its cost follows
+ * their number (and that of the entries made DEST since the last call), not
+ * the map's size. */
+int extmap_each_pending(struct extmap *m, extmap_fn fn, void *arg);
 
 #endif
