@@ -1,18 +1,26 @@
-/* extmap: owns a block -> location hash map (open addressing, linear
- * probing, backward-shift deletion: no tombstones, so lookups stay short
- * after any number of rounds of removal), and the pending list.
+/* extmap: owns the index of one relocating file, in two parts:
+ *  - a hash map (open addressing, linear probing, backward-shift deletion:
+ *    no tombstones) of the blocks still to apply, JOURNAL or ZERO, and of
+ *    those applied since the last pending walk; with the list of its blocks,
+ *    which the walks follow instead of the slots;
+ *  - a sparse bitmap of the blocks applied to D (DEST): one bit per block,
+ *    in chunks of CHUNK_BLOCKS blocks allocated on first use and found by
+ *    binary search in a directory sorted by chunk index.
  *
- * Why the list: the map keeps a DEST entry for every block written since
- * the relocation started, so a walk of the map grows with the relocation's
- * length, and every round (and the cutover, in the pause) would pay it
- * under the file's lock. The list names the blocks a round has to apply.
+ * Why: applied blocks accumulate for the whole relocation, millions of them
+ * for a big disk written to for hours. In the hash each would cost 24-48
+ * bytes, a walk of the slots would grow with the relocation's length, and a
+ * resize of the table (under the file's lock) would stall the writer. The
+ * pending blocks are those of a round or two.
  *
- * Invariants: count < cap * 3/4 whenever cap > 0; an empty slot has block
- * UINT64_MAX, which is never a valid block (offsets stop far below 2^64 *
- * 4096). An entry has listed set exactly when its block is in pend, which
- * holds no block twice and none without an entry; every JOURNAL or ZERO
- * entry is listed (a listed DEST entry leaves at the next pending walk).
- * Not thread-safe: the owner's file lock serializes access. */
+ * Invariants: a block is in the hash or in the bitmap, never both; pend
+ * holds exactly the hash's blocks, each once; used < cap * 3/4 whenever
+ * cap > 0; an empty slot has block UINT64_MAX, never a valid block (offsets
+ * stop far below 2^64 * 4096); dir is sorted by index, without duplicates;
+ * count = used + the bits set. A DEST entry in the hash moves to the bitmap
+ * at the next pending walk, or stays if its chunk cannot be allocated.
+ * Not thread-safe: the owner's file lock serializes access; extmap_get only
+ * reads, so readers may share the lock. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -22,6 +30,14 @@
 
 #define EMPTY UINT64_MAX
 #define MIN_CAP 64
+#define CHUNK_SHIFT 18			/* 2^18 blocks: 1 GiB of file */
+#define CHUNK_BLOCKS (1ull << CHUNK_SHIFT)
+#define CHUNK_WORDS (CHUNK_BLOCKS / 64)	/* 32 KiB of bits */
+
+struct extmap_chunk {
+	uint64_t idx;		/* block >> CHUNK_SHIFT */
+	uint64_t *bits;
+};
 
 static size_t slot_of(uint64_t block, size_t cap)
 {
@@ -39,8 +55,129 @@ void extmap_destroy(struct extmap *m)
 {
 	free(m->slots);
 	free(m->pend);
+	for (size_t i = 0; i < m->ndir; i++)
+		free(m->dir[i].bits);
+	free(m->dir);
 	memset(m, 0, sizeof(*m));
 }
+
+/* ------------------------------------------------------------- bitmap */
+
+/* The directory position of chunk idx, or where it would go. */
+static size_t dir_pos(const struct extmap *m, uint64_t idx, bool *found)
+{
+	size_t lo = 0, hi = m->ndir;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->dir[mid].idx < idx)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < m->ndir && m->dir[lo].idx == idx;
+	return lo;
+}
+
+static bool bit_get(const struct extmap *m, uint64_t block)
+{
+	bool found;
+	size_t p = dir_pos(m, block >> CHUNK_SHIFT, &found);
+	uint64_t i = block & (CHUNK_BLOCKS - 1);
+
+	return found && (m->dir[p].bits[i / 64] >> (i % 64) & 1);
+}
+
+/* The bits of block's chunk, allocated if absent; NULL on -ENOMEM. */
+static uint64_t *chunk_get(struct extmap *m, uint64_t block)
+{
+	uint64_t idx = block >> CHUNK_SHIFT;
+	bool found;
+	size_t p = dir_pos(m, idx, &found);
+	uint64_t *bits;
+
+	if (found)
+		return m->dir[p].bits;
+	if (m->ndir == m->dir_cap) {
+		size_t cap = m->dir_cap ? m->dir_cap * 2 : 8;
+		struct extmap_chunk *d = realloc(m->dir, cap * sizeof(*d));
+
+		if (d == NULL)
+			return NULL;
+		m->dir = d;
+		m->dir_cap = cap;
+	}
+	bits = calloc(CHUNK_WORDS, sizeof(*bits));
+	if (bits == NULL)
+		return NULL;
+	memmove(m->dir + p + 1, m->dir + p, (m->ndir - p) * sizeof(*m->dir));
+	m->dir[p] = (struct extmap_chunk){ idx, bits };
+	m->ndir++;
+	return bits;
+}
+
+/* Sets or clears block's bit; returns whether it changed. */
+static bool bit_put(uint64_t *bits, uint64_t block, bool on)
+{
+	uint64_t i = block & (CHUNK_BLOCKS - 1), mask = 1ull << (i % 64);
+	bool was = (bits[i / 64] & mask) != 0;
+
+	if (on)
+		bits[i / 64] |= mask;
+	else
+		bits[i / 64] &= ~mask;
+	return was != on;
+}
+
+static void bit_clear(struct extmap *m, uint64_t block)
+{
+	bool found;
+	size_t p = dir_pos(m, block >> CHUNK_SHIFT, &found);
+
+	if (found && bit_put(m->dir[p].bits, block, false))
+		m->count--;
+}
+
+static size_t popcount_words(const uint64_t *w, size_t n)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += (size_t)__builtin_popcountll(w[i]);
+	return c;
+}
+
+/* Clears every bit of blocks >= first; chunks left wholly past it go. */
+static void bits_truncate(struct extmap *m, uint64_t first)
+{
+	uint64_t idx = first >> CHUNK_SHIFT, i = first & (CHUNK_BLOCKS - 1);
+	bool found;
+	size_t p = dir_pos(m, idx, &found), keep = p;
+
+	if (found && i > 0) {
+		uint64_t *w = m->dir[p].bits;
+		size_t word = (size_t)(i / 64);
+
+		if (i % 64 != 0) {
+			uint64_t mask = ~0ull << (i % 64);
+
+			m->count -= (size_t)__builtin_popcountll(w[word] & mask);
+			w[word] &= ~mask;
+			word++;
+		}
+		m->count -= popcount_words(w + word, CHUNK_WORDS - word);
+		memset(w + word, 0, (CHUNK_WORDS - word) * sizeof(*w));
+		keep = p + 1;
+	}
+	for (size_t k = keep; k < m->ndir; k++) {
+		m->count -= popcount_words(m->dir[k].bits, CHUNK_WORDS);
+		free(m->dir[k].bits);
+	}
+	m->ndir = keep;
+}
+
+/* --------------------------------------------------------------- hash */
 
 static int extmap_resize(struct extmap *m, size_t cap)
 {
@@ -80,75 +217,7 @@ static struct extmap_ent *find(const struct extmap *m, uint64_t block)
 	return NULL;
 }
 
-static bool is_pending(uint32_t where)
-{
-	return where == EXTMAP_JOURNAL || where == EXTMAP_ZERO;
-}
-
-/* Room for one more block in the pending list. */
-static int pend_reserve(struct extmap *m)
-{
-	size_t cap;
-	uint64_t *v;
-
-	if (m->npend < m->pend_cap)
-		return 0;
-	cap = m->pend_cap ? m->pend_cap * 2 : MIN_CAP;
-	v = realloc(m->pend, cap * sizeof(*v));
-	if (v == NULL)
-		return -ENOMEM;
-	m->pend = v;
-	m->pend_cap = cap;
-	return 0;
-}
-
-int extmap_set(struct extmap *m, uint64_t block, enum extmap_where where,
-	       uint32_t gen, uint64_t off)
-{
-	struct extmap_ent *e = find(m, block);
-	bool list = is_pending(where) && (e == NULL || !e->listed);
-	size_t s;
-
-	if (block == EMPTY || where == EXTMAP_NONE)
-		return -EINVAL;
-	/* Both allocations before any change: -ENOMEM changes nothing. */
-	if (list) {
-		int ret = pend_reserve(m);
-
-		if (ret < 0)
-			return ret;
-	}
-	if (e == NULL) {
-		if ((m->count + 1) * 4 > m->cap * 3) {
-			int ret = extmap_resize(m, m->cap ? m->cap * 2 : MIN_CAP);
-
-			if (ret < 0)
-				return ret;
-		}
-		s = slot_of(block, m->cap);
-		while (m->slots[s].block != EMPTY)
-			s = (s + 1) & (m->cap - 1);
-		e = &m->slots[s];
-		e->block = block;
-		e->listed = 0;
-		m->count++;
-	}
-	if (list) {
-		m->pend[m->npend++] = block;
-		e->listed = 1;
-	}
-	e->where = (uint16_t)where;
-	e->gen = gen;
-	e->off = off;
-	return 0;
-}
-
-const struct extmap_ent *extmap_get(const struct extmap *m, uint64_t block)
-{
-	return find(m, block);
-}
-
-/* Backward-shift deletion of slot i. */
+/* Backward-shift deletion of slot i; the caller fixes pend. */
 static void delete_slot(struct extmap *m, size_t i)
 {
 	size_t mask = m->cap - 1, j = i;
@@ -167,22 +236,104 @@ static void delete_slot(struct extmap *m, size_t i)
 		}
 	}
 	m->slots[i].block = EMPTY;
+	m->used--;
 	m->count--;
+}
+
+/* A new hash entry for block, which is in neither part. Room for it in
+ * slots and pend was made beforehand. */
+static struct extmap_ent *hash_insert(struct extmap *m, uint64_t block)
+{
+	size_t s = slot_of(block, m->cap);
+
+	while (m->slots[s].block != EMPTY)
+		s = (s + 1) & (m->cap - 1);
+	m->slots[s].block = block;
+	m->used++;
+	m->count++;
+	m->pend[m->npend++] = block;
+	return &m->slots[s];
+}
+
+/* Room for one more hash entry: both allocations before any change. */
+static int hash_reserve(struct extmap *m)
+{
+	if (m->npend == m->pend_cap) {
+		size_t cap = m->pend_cap ? m->pend_cap * 2 : MIN_CAP;
+		uint64_t *v = realloc(m->pend, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		m->pend = v;
+		m->pend_cap = cap;
+	}
+	if ((m->used + 1) * 4 > m->cap * 3)
+		return extmap_resize(m, m->cap ? m->cap * 2 : MIN_CAP);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- API */
+
+int extmap_set(struct extmap *m, uint64_t block, enum extmap_where where,
+	       uint32_t gen, uint64_t off)
+{
+	struct extmap_ent *e;
+
+	if (block == EMPTY || where == EXTMAP_NONE || where > EXTMAP_ZERO)
+		return -EINVAL;
+	e = find(m, block);
+	if (e == NULL && where == EXTMAP_DEST) {
+		uint64_t *bits = chunk_get(m, block);
+
+		if (bits == NULL)
+			return -ENOMEM;
+		if (bit_put(bits, block, true))
+			m->count++;
+		return 0;
+	}
+	if (e == NULL) {
+		int ret = hash_reserve(m);
+
+		if (ret < 0)
+			return ret;
+		bit_clear(m, block);
+		e = hash_insert(m, block);
+	}
+	/* A DEST entry here moves to the bitmap at the next pending walk. */
+	e->where = (uint32_t)where;
+	e->gen = gen;
+	e->off = off;
+	return 0;
+}
+
+enum extmap_where extmap_get(const struct extmap *m, uint64_t block, struct extmap_ent *out)
+{
+	const struct extmap_ent *e = find(m, block);
+	struct extmap_ent v = { block, 0, 0, EXTMAP_NONE };
+
+	if (e != NULL)
+		v = *e;
+	else if (bit_get(m, block))
+		v.where = EXTMAP_DEST;
+	if (out != NULL)
+		*out = v;
+	return (enum extmap_where)v.where;
 }
 
 int extmap_remove(struct extmap *m, uint64_t block)
 {
 	struct extmap_ent *e = find(m, block);
+	size_t count = m->count;
 
-	if (e == NULL)
-		return -ENOENT;
-	if (e->listed) {
-		for (size_t i = 0; i < m->npend; i++)
-			if (m->pend[i] == block) {
-				m->pend[i] = m->pend[--m->npend];
-				break;
-			}
+	if (e == NULL) {
+		bit_clear(m, block);
+		return m->count < count ? 0 : -ENOENT;
 	}
+	for (size_t i = 0; i < m->npend; i++)
+		if (m->pend[i] == block) {
+			m->pend[i] = m->pend[--m->npend];
+			break;
+		}
 	delete_slot(m, (size_t)(e - m->slots));
 	return 0;
 }
@@ -203,6 +354,7 @@ void extmap_truncate(struct extmap *m, uint64_t first)
 		if (m->pend[i] < first)
 			m->pend[keep++] = m->pend[i];
 	m->npend = keep;
+	bits_truncate(m, first);
 }
 
 int extmap_each(struct extmap *m, extmap_fn fn, void *arg)
@@ -215,6 +367,19 @@ int extmap_each(struct extmap *m, extmap_fn fn, void *arg)
 		if (ret != 0)
 			return ret;
 	}
+	for (size_t c = 0; c < m->ndir; c++)
+		for (size_t w = 0; w < CHUNK_WORDS; w++)
+			for (uint64_t bits = m->dir[c].bits[w]; bits != 0; bits &= bits - 1) {
+				struct extmap_ent e = {
+					.block = (m->dir[c].idx << CHUNK_SHIFT) + w * 64 +
+						 (uint64_t)__builtin_ctzll(bits),
+					.where = EXTMAP_DEST,
+				};
+				int ret = fn(&e, arg);
+
+				if (ret != 0)
+					return ret;
+			}
 	return 0;
 }
 
@@ -228,9 +393,17 @@ int extmap_each_pending(struct extmap *m, extmap_fn fn, void *arg)
 	for (i = 0; i < m->npend; i++) {
 		struct extmap_ent *e = find(m, m->pend[i]);
 
-		/* Applied since (DEST): off the list until it is written again. */
-		if (!is_pending(e->where)) {
-			e->listed = 0;
+		/* Applied since: one bit from now on, unless out of memory. */
+		if (e->where == EXTMAP_DEST) {
+			uint64_t *bits = chunk_get(m, e->block);
+
+			if (bits != NULL) {
+				bit_put(bits, e->block, true);
+				m->count++;
+				delete_slot(m, (size_t)(e - m->slots));
+				continue;
+			}
+			m->pend[keep++] = m->pend[i];
 			continue;
 		}
 		m->pend[keep++] = m->pend[i];

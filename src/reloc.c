@@ -436,21 +436,20 @@ static int view_read(struct reloc *r, struct rfile *f, char *buf, size_t len, ui
 
 	while (pos < end) {
 		uint64_t block = pos / BS, run_end;
-		const struct extmap_ent *e = extmap_get(&f->map, block);
-		enum extmap_where w = e ? (enum extmap_where)e->where : EXTMAP_NONE;
-		uint64_t run_off = e ? e->off + (pos - block * BS) : 0;
-		uint32_t gen = e ? e->gen : 0;
+		struct extmap_ent e, x;
+		enum extmap_where w = extmap_get(&f->map, block, &e);
+		uint64_t run_off = e.off + (pos - block * BS);
+		uint32_t gen = e.gen;
 		size_t n;
 		int ret = 0;
 
 		/* Extend the run while the next block continues it. */
 		run_end = (block + 1) * BS;
 		while (run_end < end) {
-			const struct extmap_ent *x = extmap_get(&f->map, run_end / BS);
-			enum extmap_where xw = x ? (enum extmap_where)x->where : EXTMAP_NONE;
+			enum extmap_where xw = extmap_get(&f->map, run_end / BS, &x);
 
 			if (xw != w || (w == EXTMAP_JOURNAL &&
-					(x->gen != gen || x->off != e->off + (run_end - block * BS))))
+					(x.gen != gen || x.off != e.off + (run_end - block * BS))))
 				break;
 			run_end += BS;
 		}
@@ -670,7 +669,7 @@ static int truncate_locked(struct reloc *r, struct rfile *f, uint64_t size)
 
 		/* A kept partial block from the index holds stale bytes past
 		 * the new size; B's are cut by b_limit. */
-		if (size % BS != 0 && extmap_get(&f->map, size / BS) != NULL) {
+		if (size % BS != 0 && extmap_get(&f->map, size / BS, NULL) != EXTMAP_NONE) {
 			ret = zero_partial(r, f, size, (size / BS + 1) * BS);
 			if (ret < 0)
 				return ret;
@@ -1481,11 +1480,11 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 		goto out;
 	pthread_rwlock_wrlock(&f->lock);
 	for (size_t i = 0; i < c.n; i++) {
-		const struct extmap_ent *e = extmap_get(&f->map, c.v[i].block);
+		struct extmap_ent e;
 
 		/* Rewritten or cut meanwhile: a later round has it. */
-		if (e != NULL && e->where == c.v[i].where && e->gen == c.v[i].gen &&
-		    e->off == c.v[i].off)
+		if (extmap_get(&f->map, c.v[i].block, &e) == c.v[i].where &&
+		    e.gen == c.v[i].gen && e.off == c.v[i].off)
 			extmap_set(&f->map, c.v[i].block, EXTMAP_DEST, 0, 0);
 	}
 	if (fstat(f->d_fd, &st) < 0 || (uint64_t)st.st_size != f->size) {
@@ -1715,10 +1714,9 @@ static int converge(struct reloc *r)
 static void verify_mask(const struct rfile *f, char *v, char *d, size_t len, uint64_t off)
 {
 	for (uint64_t pos = off; pos < off + len; pos += BS) {
-		const struct extmap_ent *e = extmap_get(&f->map, pos / BS);
 		size_t n = off + len - pos < BS ? (size_t)(off + len - pos) : BS;
 
-		if ((e != NULL && e->where == EXTMAP_JOURNAL) || pos >= f->d_cut) {
+		if (extmap_get(&f->map, pos / BS, NULL) == EXTMAP_JOURNAL || pos >= f->d_cut) {
 			memset(v + (pos - off), 0, n);
 			memset(d + (pos - off), 0, n);
 		}

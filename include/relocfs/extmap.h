@@ -1,7 +1,8 @@
 /* extmap: the index of one relocating file: for each block written since the
- * relocation started, where its newest data lives; and the list of the
- * blocks still to apply (JOURNAL or ZERO), so that a round costs what it
- * applies, not what was written since the start. */
+ * relocation started, where its newest data lives. The blocks still to apply
+ * (JOURNAL or ZERO) are kept apart from those already on the destination
+ * (DEST), so that a round costs what it applies and a block applied costs
+ * one bit, not what was written since the start. */
 #ifndef RELOCFS_EXTMAP_H
 #define RELOCFS_EXTMAP_H
 
@@ -21,16 +22,20 @@ struct extmap_ent {
 	uint64_t block;		/* key; UINT64_MAX marks an empty slot */
 	uint64_t off;		/* EXTMAP_JOURNAL: byte offset of the data */
 	uint32_t gen;		/* EXTMAP_JOURNAL: generation */
-	uint16_t where;		/* enum extmap_where */
-	uint16_t listed;	/* private: the block is in the pending list */
+	uint32_t where;		/* enum extmap_where */
 };
 
+struct extmap_chunk;
+
 struct extmap {
-	struct extmap_ent *slots;
-	size_t cap;		/* power of two, 0 when empty */
-	size_t count;
-	uint64_t *pend;		/* blocks that may be JOURNAL or ZERO */
+	struct extmap_ent *slots;	/* hash of the blocks not in the bitmap */
+	size_t cap;			/* power of two, 0 when empty */
+	size_t used;			/* entries in slots */
+	uint64_t *pend;			/* the blocks of slots, each once */
 	size_t npend, pend_cap;
+	struct extmap_chunk *dir;	/* DEST bitmap chunks by index */
+	size_t ndir, dir_cap;
+	size_t count;			/* blocks in the map: used + DEST bits */
 };
 
 void extmap_init(struct extmap *m);
@@ -39,15 +44,17 @@ void extmap_destroy(struct extmap *m);
 /* Sets block's entry (inserting it). -ENOMEM leaves the map unchanged. */
 int extmap_set(struct extmap *m, uint64_t block, enum extmap_where where,
 	       uint32_t gen, uint64_t off);
-/* The entry of block, or NULL (EXTMAP_NONE). Valid until the next change. */
-const struct extmap_ent *extmap_get(const struct extmap *m, uint64_t block);
+/* Where block's data lives (EXTMAP_NONE if not in the map); out, if not
+ * NULL, receives its entry. */
+enum extmap_where extmap_get(const struct extmap *m, uint64_t block, struct extmap_ent *out);
 int extmap_remove(struct extmap *m, uint64_t block);
 /* Removes every entry with block >= first. */
 void extmap_truncate(struct extmap *m, uint64_t first);
 
-/* Calls fn for every entry; fn may change the entry's where/gen/off in
- * place but must not insert or remove. Order is unspecified. A non-zero
- * return of fn stops the walk and is returned. */
+/* Calls fn for every entry; fn may change the where/gen/off of a JOURNAL or
+ * ZERO entry in place (a DEST entry may be a copy: changes to it are lost)
+ * but must not insert or remove. Order is unspecified. A non-zero return
+ * of fn stops the walk and is returned. */
 typedef int (*extmap_fn)(struct extmap_ent *ent, void *arg);
 int extmap_each(struct extmap *m, extmap_fn fn, void *arg);
 /* As extmap_each, for the JOURNAL and ZERO entries only: its cost follows

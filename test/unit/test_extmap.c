@@ -9,34 +9,80 @@
 static void test_set_get_overwrite(void)
 {
 	struct extmap m;
-	const struct extmap_ent *e;
+	struct extmap_ent e;
 
 	extmap_init(&m);
-	CHECK(extmap_get(&m, 5) == NULL);
+	CHECK_EQ(extmap_get(&m, 5, &e), EXTMAP_NONE);
 	CHECK_EQ(extmap_set(&m, 5, EXTMAP_JOURNAL, 2, 4096), 0);
-	e = extmap_get(&m, 5);
-	CHECK(e != NULL);
-	CHECK_EQ(e->where, EXTMAP_JOURNAL);
-	CHECK_EQ(e->gen, 2);
-	CHECK_EQ(e->off, 4096);
+	CHECK_EQ(extmap_get(&m, 5, &e), EXTMAP_JOURNAL);
+	CHECK_EQ(e.where, EXTMAP_JOURNAL);
+	CHECK_EQ(e.gen, 2);
+	CHECK_EQ(e.off, 4096);
 	CHECK_EQ(extmap_set(&m, 5, EXTMAP_DEST, 0, 0), 0);
-	CHECK_EQ(extmap_get(&m, 5)->where, EXTMAP_DEST);
+	CHECK_EQ(extmap_get(&m, 5, NULL), EXTMAP_DEST);
 	CHECK_EQ(m.count, 1);
 	CHECK_EQ(extmap_set(&m, UINT64_MAX, EXTMAP_DEST, 0, 0), -EINVAL);
 	CHECK_EQ(extmap_set(&m, 1, EXTMAP_NONE, 0, 0), -EINVAL);
+	CHECK_EQ(extmap_set(&m, 1, (enum extmap_where)9, 0, 0), -EINVAL);
 	CHECK_EQ(extmap_remove(&m, 5), 0);
 	CHECK_EQ(extmap_remove(&m, 5), -ENOENT);
-	CHECK(extmap_get(&m, 5) == NULL);
+	CHECK_EQ(extmap_get(&m, 5, NULL), EXTMAP_NONE);
+	CHECK_EQ(m.count, 0);
+	/* Far apart: chunks of the bitmap at both ends of the range. */
+	CHECK_EQ(extmap_set(&m, 0, EXTMAP_DEST, 0, 0), 0);
+	CHECK_EQ(extmap_set(&m, UINT64_MAX - 1, EXTMAP_DEST, 0, 0), 0);
+	CHECK_EQ(extmap_set(&m, UINT64_MAX / 2, EXTMAP_DEST, 0, 0), 0);
+	CHECK_EQ(extmap_get(&m, UINT64_MAX - 1, NULL), EXTMAP_DEST);
+	CHECK_EQ(extmap_get(&m, UINT64_MAX / 2, NULL), EXTMAP_DEST);
+	CHECK_EQ(extmap_get(&m, UINT64_MAX / 2 + 1, NULL), EXTMAP_NONE);
+	CHECK_EQ(m.count, 3);
+	extmap_truncate(&m, 1);
+	CHECK_EQ(m.count, 1);
+	CHECK_EQ(extmap_get(&m, 0, NULL), EXTMAP_DEST);
 	extmap_destroy(&m);
 }
 
 #define N 20000
 #define BS_TEST 4096u
 
-/* Random sets and removes against a model; every key checked after. */
+static int count_fn(struct extmap_ent *e, void *arg)
+{
+	(void)e;
+	(*(int *)arg)++;
+	return 0;
+}
+
+
+/* Every block of the model checked against the map, and the count. */
+static void check_model(const struct extmap *m, const uint32_t *model, uint64_t n, uint64_t stride)
+{
+	size_t count = 0;
+
+	for (uint64_t b = 0; b < n; b++) {
+		struct extmap_ent e;
+		enum extmap_where w = extmap_get(m, b * stride, &e);
+
+		if (model[b] == 0) {
+			CHECK_EQ(w, EXTMAP_NONE);
+			continue;
+		}
+		count++;
+		CHECK_EQ(w, model[b] & 0xff);
+		if (w == EXTMAP_DEST)
+			continue;
+		CHECK_EQ(e.block, b * stride);
+		CHECK_EQ(e.gen, model[b] >> 8);
+		CHECK_EQ(e.off, b * 7);
+	}
+	CHECK_EQ(m->count, count);
+}
+
+/* Random sets, removes and walks against a model, with blocks spread over
+ * several bitmap chunks (stride); every key checked after. */
 static void test_random_against_model(void)
 {
 	static uint32_t model[N];	/* 0 = absent, else where | gen << 8 */
+	const uint64_t stride = 97;
 	struct extmap m;
 
 	srand(42);
@@ -48,31 +94,19 @@ static void test_random_against_model(void)
 		if (rand() % 3 == 0) {
 			int had = model[b] != 0;
 
-			CHECK_EQ(extmap_remove(&m, b), had ? 0 : -ENOENT);
+			CHECK_EQ(extmap_remove(&m, b * stride), had ? 0 : -ENOENT);
 			model[b] = 0;
 		} else {
 			uint32_t where = 1 + (uint32_t)rand() % 3, gen = (uint32_t)rand() % 100;
 
-			CHECK_EQ(extmap_set(&m, b, where, gen, b * 7), 0);
-			model[b] = where | gen << 8;
+			CHECK_EQ(extmap_set(&m, b * stride, where, gen, b * 7), 0);
+			model[b] = where == EXTMAP_DEST ? EXTMAP_DEST : where | gen << 8;
 		}
+		/* Now and then a walk moves the DEST entries to the bitmap. */
+		if (rand() % 5000 == 0)
+			CHECK_EQ(extmap_each_pending(&m, count_fn, &(int){ 0 }), 0);
 	}
-	size_t count = 0;
-
-	for (uint64_t b = 0; b < N; b++) {
-		const struct extmap_ent *e = extmap_get(&m, b);
-
-		if (model[b] == 0) {
-			CHECK(e == NULL);
-			continue;
-		}
-		count++;
-		CHECK(e != NULL);
-		CHECK_EQ(e->where, model[b] & 0xff);
-		CHECK_EQ(e->gen, model[b] >> 8);
-		CHECK_EQ(e->off, b * 7);
-	}
-	CHECK_EQ(m.count, count);
+	check_model(&m, model, N, stride);
 	extmap_destroy(&m);
 }
 
@@ -85,16 +119,29 @@ static void test_truncate_removes_tail_only(void)
 		CHECK_EQ(extmap_set(&m, b * 3, EXTMAP_JOURNAL, 1, b), 0);
 	extmap_truncate(&m, 3000);
 	for (uint64_t b = 0; b < 5000; b++) {
-		const struct extmap_ent *e = extmap_get(&m, b * 3);
+		struct extmap_ent e;
 
 		if (b * 3 < 3000)
-			CHECK(e != NULL && e->off == b);
+			CHECK(extmap_get(&m, b * 3, &e) == EXTMAP_JOURNAL && e.off == b);
 		else
-			CHECK(e == NULL);
+			CHECK_EQ(extmap_get(&m, b * 3, NULL), EXTMAP_NONE);
 	}
 	CHECK_EQ(m.count, 1000);
 	extmap_truncate(&m, 0);
 	CHECK_EQ(m.count, 0);
+	/* The bitmap: a cut inside a chunk, inside a word, and whole chunks. */
+	for (uint64_t b = 0; b < 3000000; b += 1000)
+		CHECK_EQ(extmap_set(&m, b + 5, EXTMAP_DEST, 0, 0), 0);
+	CHECK_EQ(m.count, 3000);
+	extmap_truncate(&m, 1000000 + 6);
+	CHECK_EQ(m.count, 1001);
+	CHECK_EQ(extmap_get(&m, 1000005, NULL), EXTMAP_DEST);
+	CHECK_EQ(extmap_get(&m, 1001005, NULL), EXTMAP_NONE);
+	extmap_truncate(&m, 1000000 + 5);
+	CHECK_EQ(m.count, 1000);
+	CHECK_EQ(extmap_get(&m, 999005, NULL), EXTMAP_DEST);
+	extmap_truncate(&m, 1ull << 18);
+	CHECK_EQ(m.count, 263);
 	extmap_destroy(&m);
 }
 
@@ -120,7 +167,17 @@ static void test_each_rewrites_in_place(void)
 	CHECK_EQ(extmap_each(&m, to_dest, &n), 0);
 	CHECK_EQ(n, 50);
 	for (uint64_t b = 0; b < 100; b++)
-		CHECK_EQ(extmap_get(&m, b)->where, b % 2 ? EXTMAP_JOURNAL : EXTMAP_DEST);
+		CHECK_EQ(extmap_get(&m, b, NULL), b % 2 ? EXTMAP_JOURNAL : EXTMAP_DEST);
+	/* The walk moves the DEST entries to the bitmap: same answers. */
+	CHECK_EQ(extmap_each_pending(&m, count_fn, &n), 0);
+	CHECK_EQ(n, 100);
+	CHECK_EQ(m.npend, 50);
+	CHECK_EQ(m.count, 100);
+	n = 0;
+	CHECK_EQ(extmap_each(&m, count_fn, &n), 0);
+	CHECK_EQ(n, 100);
+	for (uint64_t b = 0; b < 100; b++)
+		CHECK_EQ(extmap_get(&m, b, NULL), b % 2 ? EXTMAP_JOURNAL : EXTMAP_DEST);
 	extmap_destroy(&m);
 }
 
@@ -219,13 +276,6 @@ static int stop_after(struct extmap_ent *e, void *arg)
 
 	(void)e;
 	return --*left == 0 ? 5 : 0;
-}
-
-static int count_fn(struct extmap_ent *e, void *arg)
-{
-	(void)e;
-	(*(int *)arg)++;
-	return 0;
 }
 
 /* A walk stopped by fn returns its value and keeps every block listed. */
