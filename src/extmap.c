@@ -14,7 +14,7 @@
  * pending blocks are those of a round or two.
  *
  * Invariants: a block is in the hash or in the bitmap, never both; pend
- * holds exactly the hash's blocks, each once; used < cap * 3/4 whenever
+ * holds exactly the hash's blocks, each once; used <= cap * 3/4 whenever
  * cap > 0; an empty slot has block UINT64_MAX, never a valid block (offsets
  * stop far below 2^64 * 4096); dir is sorted by index, without duplicates;
  * count = used + the bits set. A DEST entry in the hash moves to the bitmap
