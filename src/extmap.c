@@ -338,6 +338,26 @@ int extmap_remove(struct extmap *m, uint64_t block)
 	return 0;
 }
 
+void extmap_remove_many(struct extmap *m, const uint64_t *blocks, size_t n)
+{
+	size_t used = m->used, keep = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct extmap_ent *e = find(m, blocks[i]);
+
+		if (e != NULL)
+			delete_slot(m, (size_t)(e - m->slots));
+		else
+			bit_clear(m, blocks[i]);
+	}
+	if (m->used == used)
+		return;
+	for (size_t i = 0; i < m->npend; i++)
+		if (find(m, m->pend[i]) != NULL)
+			m->pend[keep++] = m->pend[i];
+	m->npend = keep;
+}
+
 void extmap_truncate(struct extmap *m, uint64_t first)
 {
 	size_t i = 0, keep = 0;

@@ -7,8 +7,8 @@
  *   round-dropped ready verify-done cutover-state cutover-applied
  *   flip-committed cutover-flipped cutover-resumed flush-done cleanup-state
  *   cleanup-source cleanup-journal
- * on a rollback: rollback-quiesced rollback-restored rollback-state
- *   rollback-removed
+ * on a rollback: rollback-round rollback-quiesced rollback-restored
+ *   rollback-state rollback-removed
  * and in recovery at mount: recover-replayed recover-committed.
  *
  * RELOCFS_FAILPOINT_HOLD=NAME:FILE holds the first pass through NAME

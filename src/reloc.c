@@ -16,9 +16,13 @@
  *   after each apply; bytes of D past the size are never read.
  * - Until the host's flip returns, the source is a complete rollback target:
  *   rollback writes every indexed block of the current view back into B.
+ *   Its rounds do most of it beside the application; a block leaves the
+ *   index only once B holds its newest data, and only wholly below b_limit.
+ *   No generation is dropped once a rollback starts, so until the rollback
+ *   is persisted a recovery still finds every block in J or D.
  * - The home is quiesced (no operation in flight) during attach, the final
- *   apply and flip, and the rollback; everything else runs beside the
- *   application. */
+ *   apply and flip, and the rollback's last pass; everything else runs
+ *   beside the application. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -60,6 +64,7 @@
 #define WB_WINDOW (8ull << 20)	/* how far behind the copy waits for that writeback */
 #define DEFAULT_APPLY_BPS (200ull << 20)
 #define CONVERGED_BYTES (256u << 10)	/* left for the pause: no more rounds */
+#define ROLLBACK_ROUNDS 8u		/* at most, before the rollback's pause */
 #define BUSY_WINDOW_NS 100000000ull	/* how often the copy looks at the reads */
 #define BUSY_READ_BPS (10ull << 20)	/* application reads that make the copy yield */
 
@@ -83,6 +88,7 @@ struct rfile {
 	struct timespec mtime;	/* of the last journaled change */
 	bool mtime_dirty;
 	bool b_synced;		/* atomic: B flushed since the attach */
+	bool b_written;		/* rollback rounds wrote B: flush it before the end */
 };
 
 struct reloc {
@@ -1540,6 +1546,106 @@ out:
 	return ret;
 }
 
+/* A rollback round for f: the indexed blocks go back into B beside the
+ * application, then leave the index, so that B serves them and the pause of
+ * the rollback copies only what changed since. Only blocks wholly below
+ * b_limit may leave it: B's bytes past b_limit read as zeros. B is written
+ * but not flushed here: until the rollback's pause has flushed it, the
+ * journal and D still hold every block, and a recovery rebuilds whatever B
+ * holds from them. Returns the bytes written or -errno. */
+static ssize_t restore_round_file(struct reloc *r, struct rfile *f, char *buf)
+{
+	struct collect c = { .gen = 0, .dest_too = true };
+	uint64_t *gone = NULL;
+	size_t ngone = 0, k = 0;
+	char proc[64];
+	ssize_t ret = 0;
+	int w = -1;
+
+	pthread_rwlock_rdlock(&f->lock);
+	extmap_each(&f->map, collect_fn, &c);
+	for (size_t i = 0; i < c.n; i++)
+		if ((c.v[i].block + 1) * BS <= f->b_limit)
+			c.v[k++] = c.v[i];
+	c.n = k;
+	pthread_rwlock_unlock(&f->lock);
+	if (c.err < 0) {
+		ret = c.err;
+		goto out;
+	}
+	if (c.n == 0)
+		goto out;
+	qsort(c.v, c.n, sizeof(*c.v), pending_cmp);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->b_fd);
+	w = open(proc, O_WRONLY | O_CLOEXEC);
+	gone = malloc(c.n * sizeof(*gone));
+	if (w < 0 || gone == NULL) {
+		ret = w < 0 ? -errno : -ENOMEM;
+		goto out;
+	}
+	pthread_rwlock_wrlock(&f->lock);
+	f->b_written = true;
+	pthread_rwlock_unlock(&f->lock);
+	ret = write_pending(r, f, w, &c, buf, true);
+	if (ret < 0)
+		goto out;
+	pthread_rwlock_wrlock(&f->lock);
+	for (size_t i = 0; i < c.n; i++) {
+		struct extmap_ent e;
+
+		/* Rewritten or cut meanwhile: it stays, for the next round. */
+		if (extmap_get(&f->map, c.v[i].block, &e) == c.v[i].where &&
+		    e.gen == c.v[i].gen && e.off == c.v[i].off &&
+		    (c.v[i].block + 1) * BS <= f->b_limit)
+			gone[ngone++] = c.v[i].block;
+	}
+	extmap_remove_many(&f->map, gone, ngone);
+	pthread_rwlock_unlock(&f->lock);
+	ret = (ssize_t)(c.n * BS);
+out:
+	if (w >= 0)
+		close(w);
+	free(gone);
+	free(c.v);
+	return ret;
+}
+
+/* Rollback rounds, before the rollback's pause: each writes back what the
+ * one before left, until that is small. A failure ends them: the pause then
+ * does the whole work, and reports the error if it fails as well. */
+static void restore_rounds(struct reloc *r)
+{
+	char *buf = malloc(APPLY_CHUNK);
+
+	for (unsigned round = 1; buf != NULL && round <= ROLLBACK_ROUNDS; round++) {
+		size_t n;
+		struct rfile **files = files_snapshot(r, &n);
+		uint64_t total = 0, t0 = now_ns();
+		ssize_t a = 0;
+
+		if (files == NULL)
+			break;
+		for (size_t i = 0; i < n && a >= 0; i++) {
+			a = restore_round_file(r, files[i], buf);
+			if (a > 0)
+				total += (uint64_t)a;
+		}
+		free(files);
+		if (a < 0) {
+			log_warning("relocation %llu: rollback round %u: %s; the pause writes back the rest",
+				    (unsigned long long)r->id, round, strerror((int)-a));
+			break;
+		}
+		failpoint("rollback-round");
+		log_info("relocation %llu: rollback round %u: %llu KiB back into the source in %.1f ms",
+			 (unsigned long long)r->id, round, (unsigned long long)(total >> 10),
+			 (double)(now_ns() - t0) / 1e6);
+		if (total <= CONVERGED_BYTES)
+			break;
+	}
+	free(buf);
+}
+
 /* Writes the current view of every file back into B (rollback). */
 static int restore_source(struct reloc *r)
 {
@@ -1558,7 +1664,7 @@ static int restore_source(struct reloc *r)
 		char proc[64];
 		int w;
 
-		if (f->map.count == 0 && f->size == f->b_size && !f->mtime_dirty)
+		if (f->map.count == 0 && f->size == f->b_size && !f->mtime_dirty && !f->b_written)
 			continue;
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->b_fd);
 		w = open(proc, O_WRONLY | O_CLOEXEC);
@@ -1951,8 +2057,11 @@ static int forget_journal(struct reloc *r)
 static void rollback(struct reloc *r, bool requested)
 {
 	enum reloc_phase final = requested ? RELOC_ABORTED : RELOC_FAILED;
+	uint64_t tq;
 	int ret;
 
+	restore_rounds(r);
+	tq = now_ns();
 	r->host->quiesce(r->host_home);
 	failpoint("rollback-quiesced");
 	ret = restore_source(r);
@@ -1965,6 +2074,9 @@ static void rollback(struct reloc *r, bool requested)
 	if (ret == 0)
 		r->host->detach(r->host_home, r);
 	r->host->resume(r->host_home);
+	if (ret == 0)
+		log_notice("relocation %llu of %s: rolled back to the source, pause %.3f ms",
+			   (unsigned long long)r->id, r->home, (double)(now_ns() - tq) / 1e6);
 	if (ret < 0) {
 		/* The source cannot take the data back: stay attached, so the
 		 * journal keeps serving it, and keep every file. */

@@ -7,7 +7,7 @@
 # is persisted. Every acknowledged write survives, the home is on exactly one
 # datastore, nothing is left in the state dir. See test/lib/campaign.bash.
 #
-# 36 kills at 24 distinct failpoints (every one src/failpoint.c lists).
+# 38 kills at 25 distinct failpoints (every one src/failpoint.c lists).
 
 bats_require_minimum_version 1.5.0
 
@@ -55,6 +55,7 @@ teardown() { campaign_teardown; }
 
 # ---------------------------------------------------------------- abort during the copy: rolled back
 
+@test "abort during the copy, kill at rollback-round (B partly written back): rolled back" { campaign rollback-round back abort-copy; }
 @test "abort during the copy, kill at rollback-quiesced: rolled back" { campaign rollback-quiesced back abort-copy; }
 @test "abort during the copy, kill at rollback-restored: rolled back" { campaign rollback-restored back abort-copy; }
 @test "abort during the copy, kill at rollback-state: rolled back" { campaign rollback-state back abort-copy; }
@@ -62,6 +63,7 @@ teardown() { campaign_teardown; }
 
 # ---------------------------------------------------------------- abort in ready: forward until the abort is persisted
 
+@test "abort in ready, kill at rollback-round (B partly written back): rolled forward" { campaign rollback-round forward abort-ready; }
 @test "abort in ready, kill at rollback-quiesced: rolled forward" { campaign rollback-quiesced forward abort-ready; }
 @test "abort in ready, kill at rollback-restored: rolled forward" { campaign rollback-restored forward abort-ready; }
 @test "abort in ready, kill at rollback-state: rolled back" { campaign rollback-state back abort-ready; }

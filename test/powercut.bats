@@ -403,6 +403,14 @@ os.close(fd)' "$MNT/vm1/vm1.nvram"
 
 # ---------------------------------------------------------------- abort
 
+@test "power cut in an abort during the copy, after a rollback round wrote B unflushed: rolled back" {
+	pc rollback-round back abort-copy
+}
+
+@test "power cut in an abort in ready, after a rollback round wrote B unflushed: rolled forward" {
+	pc rollback-round forward abort-ready
+}
+
 @test "power cut in an abort during the copy, the source restored: rolled back" {
 	pc rollback-restored back abort-copy
 }

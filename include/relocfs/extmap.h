@@ -48,6 +48,9 @@ int extmap_set(struct extmap *m, uint64_t block, enum extmap_where where,
  * NULL, receives its entry. */
 enum extmap_where extmap_get(const struct extmap *m, uint64_t block, struct extmap_ent *out);
 int extmap_remove(struct extmap *m, uint64_t block);
+/* Removes the n blocks (those not in the map are skipped), in time linear
+ * in n and in the number of blocks still to apply. */
+void extmap_remove_many(struct extmap *m, const uint64_t *blocks, size_t n);
 /* Removes every entry with block >= first. */
 void extmap_truncate(struct extmap *m, uint64_t first);
 

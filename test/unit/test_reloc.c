@@ -22,6 +22,7 @@
 #include <sys/statfs.h>
 #include <sys/xattr.h>
 
+#include "relocfs/failpoint.h"
 #include "relocfs/log.h"
 #include "relocfs/reloc.h"
 #include "unit.h"
@@ -1340,6 +1341,73 @@ static void test_abort_rolls_back(void)
 	teardown();
 }
 
+/* B's first len bytes equal the model's. */
+static bool base_prefix_equals_model(size_t len)
+{
+	char path[PATH_MAX];
+	unsigned char *buf = malloc(len + 1);
+	bool ok = false;
+	int fd;
+
+	pathf(path, sizeof(path), "%s/%s", g_src, "vm1/" BIG);
+	fd = open(path, O_RDONLY);
+	if (buf != NULL && fd >= 0 && len <= msize)
+		ok = pread(fd, buf, len, 0) == (ssize_t)len && memcmp(buf, model, len) == 0;
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return ok;
+}
+
+/* Rollback rounds: the first writes the journaled and applied blocks back
+ * into B beside the application (B holds them while the rollback is held
+ * after that round); the writes made then go back in the next round or the
+ * pause, and the source ends as the model. */
+static void test_abort_writes_between_rounds(void)
+{
+	struct reloc_opts o = base_opts;
+	struct reloc_status st;
+	char path[PATH_MAX], hold[PATH_MAX], spec[PATH_MAX + 32];
+	struct stat sb;
+	size_t b_size;
+	int i;
+
+	setup();
+	pathf(path, sizeof(path), "%s/%s", g_src, "vm1/" BIG);
+	CHECK_EQ(stat(path, &sb), 0);
+	b_size = (size_t)sb.st_size / 4096 * 4096;
+	pathf(hold, sizeof(hold), "%s/%s", g_root, "hold");
+	snprintf(spec, sizeof(spec), "rollback-round:%s", hold);
+	CHECK_EQ(setenv("RELOCFS_FAILPOINT_HOLD", spec, 1), 0);
+	CHECK_EQ(failpoint_init(), 0);
+	o.manual_cutover = true;
+	CHECK_EQ(start(o), 0);
+	CHECK(wait_phase(cur, RELOC_READY, WAIT_MS));
+	CHECK_EQ(force_round(cur_f, MIB / 2 + 7, 2 * MIB), 0);
+	CHECK_EQ(e_write(cur_f, 3 * MIB + 100, 3 * 4096, false, false), 0);
+	CHECK_EQ(e_write(cur_f, 8192, 100, false, true), 0);
+	CHECK(!base_prefix_equals_model(b_size));
+	CHECK_EQ(reloc_abort(cur), 0);
+	for (i = 0; i < WAIT_MS / 10 && access(hold, F_OK) != 0; i++)
+		usleep(10000);
+	CHECK_EQ(access(hold, F_OK), 0);
+	CHECK(base_prefix_equals_model(b_size));
+	CHECK_EQ(verify_view(cur_f, path), 0);
+	CHECK_EQ(random_steps(cur_f, 60), 0);
+	CHECK_EQ(unlink(hold), 0);
+	CHECK(finish(&st));
+	if (st.error[0])
+		printf("# error: %s\n", st.error);
+	CHECK_STR(reloc_phase_name(st.phase), "aborted");
+	CHECK(file_equals_model(path));
+	pathf(path, sizeof(path), "%s/%s", g_dst, "vm1");
+	CHECK(gone(path));
+	CHECK(state_gone(1));
+	CHECK_EQ(unsetenv("RELOCFS_FAILPOINT_HOLD"), 0);
+	CHECK_EQ(failpoint_init(), 0);
+	teardown();
+}
+
 static void test_abort_refused_after_done(void)
 {
 	struct reloc_params p;
@@ -1691,6 +1759,7 @@ int main(void)
 	RUN(test_copy_write_behind);
 	RUN(test_edge_write_buffers_freed_with_their_thread);
 	RUN(test_abort_rolls_back);
+	RUN(test_abort_writes_between_rounds);
 	RUN(test_abort_refused_after_done);
 	RUN(test_flip_failure_rolls_back);
 	RUN(test_truncate_down_up_after_round);
