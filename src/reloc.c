@@ -119,6 +119,7 @@ struct reloc {
 	bool abort_req;
 	bool cutover_req;
 	bool failed;			/* set by any thread on a destination error */
+	bool journal_full;		/* atomic: the journal refused or passed its limit */
 	char error[512];
 	unsigned rounds;
 	double pause_ms;
@@ -188,6 +189,14 @@ static void reloc_fail(struct reloc *r, const char *fmt, ...)
 	}
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
+}
+
+/* A journal failure: the rollback then has no rounds, during which every
+ * write would still go to the journal. */
+static void reloc_fail_journal(struct reloc *r, const char *what, int err)
+{
+	__atomic_store_n(&r->journal_full, true, __ATOMIC_RELEASE);
+	reloc_fail(r, "journal %s failed: %s", what, strerror(-err));
 }
 
 static bool reloc_stopping(struct reloc *r)
@@ -554,9 +563,11 @@ static void check_journal_limit(struct reloc *r)
 {
 	uint64_t max = r->opts.journal_max_bytes;
 
-	if (max != 0 && journal_total_bytes(r->j) > max)
+	if (max != 0 && journal_total_bytes(r->j) > max) {
+		__atomic_store_n(&r->journal_full, true, __ATOMIC_RELEASE);
 		reloc_fail(r, "the journal reached its limit of %llu MiB before the relocation "
 			   "converged", (unsigned long long)(max >> 20));
+	}
 }
 
 /* Appends whole blocks [first*BS, first*BS + len) and indexes them;
@@ -641,7 +652,7 @@ out:
 		/* The journal could not take it: fail the relocation, never the
 		 * write's data, which the caller still holds; the rollback
 		 * leaves B current and the caller retries through it. */
-		reloc_fail(r, "journal write failed: %s", strerror(-ret));
+		reloc_fail_journal(r, "write", ret);
 		return ret;
 	}
 	return (ssize_t)size;
@@ -703,7 +714,7 @@ int reloc_file_truncate(struct reloc *r, struct rfile *f, off_t size)
 	ret = truncate_locked(r, f, (uint64_t)size);
 	pthread_rwlock_unlock(&f->lock);
 	if (ret < 0)
-		reloc_fail(r, "journal write failed: %s", strerror(-ret));
+		reloc_fail_journal(r, "write", ret);
 	return ret;
 }
 
@@ -741,7 +752,7 @@ int reloc_file_fallocate(struct reloc *r, struct rfile *f, int mode, off_t off, 
 		ret = truncate_locked(r, f, end);
 	pthread_rwlock_unlock(&f->lock);
 	if (ret < 0 && ret != -EOPNOTSUPP)
-		reloc_fail(r, "journal write failed: %s", strerror(-ret));
+		reloc_fail_journal(r, "write", ret);
 	return ret;
 }
 
@@ -753,7 +764,7 @@ int reloc_file_sync(struct reloc *r, struct rfile *f)
 		return ret;	/* the source's own error: no reason to fail */
 	ret = journal_sync(r->j);
 	if (ret < 0)
-		reloc_fail(r, "journal sync failed: %s", strerror(-ret));
+		reloc_fail_journal(r, "sync", ret);
 	return ret;
 }
 
@@ -797,9 +808,16 @@ off_t reloc_file_seek(struct reloc *r, struct rfile *f, off_t off, int whence)
 
 void reloc_file_times_set(struct reloc *r, struct rfile *f)
 {
+	struct stat st;
+
 	(void)r;
 	pthread_rwlock_wrlock(&f->lock);
-	f->mtime_dirty = false;
+	/* Once rollback rounds write B, its mtime is theirs: keep the one
+	 * just set in f->mtime. */
+	if (f->b_written && fstat(f->b_fd, &st) == 0)
+		f->mtime = st.st_mtim;
+	else
+		f->mtime_dirty = false;
 	pthread_rwlock_unlock(&f->lock);
 }
 
@@ -1584,9 +1602,26 @@ static ssize_t restore_round_file(struct reloc *r, struct rfile *f, char *buf)
 		goto out;
 	}
 	pthread_rwlock_wrlock(&f->lock);
+	/* The writes move B's mtime: the application's stays in f->mtime,
+	 * which stat shows and the rollback's last pass puts back. */
+	if (!f->b_written && !f->mtime_dirty) {
+		struct stat st;
+
+		if (fstat(f->b_fd, &st) < 0) {
+			ret = -errno;
+			pthread_rwlock_unlock(&f->lock);
+			goto out;
+		}
+		f->mtime = st.st_mtim;
+		f->mtime_dirty = true;
+	}
 	f->b_written = true;
 	pthread_rwlock_unlock(&f->lock);
 	ret = write_pending(r, f, w, &c, buf, true);
+	/* On disk before B serves them: a write error of the source shows
+	 * here, while J and D still serve every block. */
+	if (ret == 0 && fdatasync(w) < 0)
+		ret = -errno;
 	if (ret < 0)
 		goto out;
 	pthread_rwlock_wrlock(&f->lock);
@@ -1612,10 +1647,18 @@ out:
 
 /* Rollback rounds, before the rollback's pause: each writes back what the
  * one before left, until that is small. A failure ends them: the pause then
- * does the whole work, and reports the error if it fails as well. */
+ * does the whole work, and reports the error if it fails as well. None
+ * after a journal failure: writes would go on filling the journal. */
 static void restore_rounds(struct reloc *r)
 {
-	char *buf = malloc(APPLY_CHUNK);
+	char *buf;
+
+	if (__atomic_load_n(&r->journal_full, __ATOMIC_ACQUIRE)) {
+		log_info("relocation %llu: no rollback rounds: the journal takes no more",
+			 (unsigned long long)r->id);
+		return;
+	}
+	buf = malloc(APPLY_CHUNK);
 
 	for (unsigned round = 1; buf != NULL && round <= ROLLBACK_ROUNDS; round++) {
 		size_t n;

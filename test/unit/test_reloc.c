@@ -1302,6 +1302,35 @@ static void test_edge_write_buffers_freed_with_their_thread(void)
 	teardown();
 }
 
+static const struct timespec app_mtime = { 1600000000, 123456789 };
+
+/* What an application's utimens does to a relocating file: B's times, then
+ * the engine told. */
+static void app_set_mtime(void)
+{
+	char path[PATH_MAX];
+	struct timespec tv[2] = { { 0, UTIME_OMIT }, app_mtime };
+
+	pathf(path, sizeof(path), "%s/%s", g_src, "vm1/" BIG);
+	CHECK_EQ(utimensat(AT_FDCWD, path, tv, 0), 0);
+	reloc_file_times_set(cur, cur_f);
+}
+
+/* The mtime the application sees (stat through the engine), or that B has
+ * (engine NULL). */
+static bool mtime_is_app(bool engine)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	pathf(path, sizeof(path), "%s/%s", g_src, "vm1/" BIG);
+	if (stat(path, &st) < 0)
+		return false;
+	if (engine)
+		reloc_file_stat(cur, cur_f, &st);
+	return st.st_mtim.tv_sec == app_mtime.tv_sec && st.st_mtim.tv_nsec == app_mtime.tv_nsec;
+}
+
 static void test_abort_rolls_back(void)
 {
 	struct reloc_opts o = base_opts;
@@ -1319,6 +1348,8 @@ static void test_abort_rolls_back(void)
 	CHECK(wait_phase(cur, RELOC_READY, WAIT_MS));
 	CHECK_EQ(force_round(cur_f, MIB / 2 + 7, 2 * MIB), 0);
 	CHECK_EQ(random_steps(cur_f, 25), 0);
+	/* Set after the last write: the rollback's writes must not move it. */
+	app_set_mtime();
 	CHECK_EQ(reloc_abort(cur), 0);
 	CHECK(finish(&st));
 	if (st.error[0])
@@ -1326,6 +1357,7 @@ static void test_abort_rolls_back(void)
 	CHECK_STR(reloc_phase_name(st.phase), "aborted");
 	CHECK_STR(st.error, "");
 	CHECK(st.rounds >= 1);
+	CHECK(mtime_is_app(false));
 	CHECK_EQ(host_get(&host.flips), 0);
 	CHECK_EQ(host_get(&host.detaches), 1);
 	CHECK(host.detach_quiesced);
@@ -1386,12 +1418,18 @@ static void test_abort_writes_between_rounds(void)
 	CHECK_EQ(force_round(cur_f, MIB / 2 + 7, 2 * MIB), 0);
 	CHECK_EQ(e_write(cur_f, 3 * MIB + 100, 3 * 4096, false, false), 0);
 	CHECK_EQ(e_write(cur_f, 8192, 100, false, true), 0);
+	app_set_mtime();
 	CHECK(!base_prefix_equals_model(b_size));
 	CHECK_EQ(reloc_abort(cur), 0);
 	for (i = 0; i < WAIT_MS / 10 && access(hold, F_OK) != 0; i++)
 		usleep(10000);
 	CHECK_EQ(access(hold, F_OK), 0);
 	CHECK(base_prefix_equals_model(b_size));
+	/* B's mtime moved with the round's writes; the application's did not. */
+	CHECK(!mtime_is_app(false));
+	CHECK(mtime_is_app(true));
+	app_set_mtime();
+	CHECK(mtime_is_app(true));
 	CHECK_EQ(verify_view(cur_f, path), 0);
 	CHECK_EQ(random_steps(cur_f, 60), 0);
 	CHECK_EQ(unlink(hold), 0);
