@@ -65,6 +65,7 @@
 #define DEFAULT_APPLY_BPS (200ull << 20)
 #define CONVERGED_BYTES (256u << 10)	/* left for the pause: no more rounds */
 #define ROLLBACK_ROUNDS 8u		/* at most, before the rollback's pause */
+#define RECHECK_BATCH 1024u		/* blocks a rollback round unindexes per lock hold */
 #define BUSY_WINDOW_NS 100000000ull	/* how often the copy looks at the reads */
 #define BUSY_READ_BPS (10ull << 20)	/* application reads that make the copy yield */
 
@@ -1596,7 +1597,7 @@ static ssize_t restore_round_file(struct reloc *r, struct rfile *f, char *buf)
 	qsort(c.v, c.n, sizeof(*c.v), pending_cmp);
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->b_fd);
 	w = open(proc, O_WRONLY | O_CLOEXEC);
-	gone = malloc(c.n * sizeof(*gone));
+	gone = malloc((c.n < RECHECK_BATCH ? c.n : RECHECK_BATCH) * sizeof(*gone));
 	if (w < 0 || gone == NULL) {
 		ret = w < 0 ? -errno : -ENOMEM;
 		goto out;
@@ -1624,18 +1625,24 @@ static ssize_t restore_round_file(struct reloc *r, struct rfile *f, char *buf)
 		ret = -errno;
 	if (ret < 0)
 		goto out;
-	pthread_rwlock_wrlock(&f->lock);
-	for (size_t i = 0; i < c.n; i++) {
-		struct extmap_ent e;
+	/* In batches: writers wait for one batch's lookups, not all. */
+	for (size_t lo = 0; lo < c.n; lo += RECHECK_BATCH) {
+		size_t hi = c.n - lo < RECHECK_BATCH ? c.n : lo + RECHECK_BATCH;
 
-		/* Rewritten or cut meanwhile: it stays, for the next round. */
-		if (extmap_get(&f->map, c.v[i].block, &e) == c.v[i].where &&
-		    e.gen == c.v[i].gen && e.off == c.v[i].off &&
-		    (c.v[i].block + 1) * BS <= f->b_limit)
-			gone[ngone++] = c.v[i].block;
+		ngone = 0;
+		pthread_rwlock_wrlock(&f->lock);
+		for (size_t i = lo; i < hi; i++) {
+			struct extmap_ent e;
+
+			/* Rewritten or cut meanwhile: it stays, for the next round. */
+			if (extmap_get(&f->map, c.v[i].block, &e) == c.v[i].where &&
+			    e.gen == c.v[i].gen && e.off == c.v[i].off &&
+			    (c.v[i].block + 1) * BS <= f->b_limit)
+				gone[ngone++] = c.v[i].block;
+		}
+		extmap_remove_many(&f->map, gone, ngone);
+		pthread_rwlock_unlock(&f->lock);
 	}
-	extmap_remove_many(&f->map, gone, ngone);
-	pthread_rwlock_unlock(&f->lock);
 	ret = (ssize_t)(c.n * BS);
 out:
 	if (w >= 0)
