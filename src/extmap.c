@@ -320,24 +320,6 @@ enum extmap_where extmap_get(const struct extmap *m, uint64_t block, struct extm
 	return (enum extmap_where)v.where;
 }
 
-int extmap_remove(struct extmap *m, uint64_t block)
-{
-	struct extmap_ent *e = find(m, block);
-	size_t count = m->count;
-
-	if (e == NULL) {
-		bit_clear(m, block);
-		return m->count < count ? 0 : -ENOENT;
-	}
-	for (size_t i = 0; i < m->npend; i++)
-		if (m->pend[i] == block) {
-			m->pend[i] = m->pend[--m->npend];
-			break;
-		}
-	delete_slot(m, (size_t)(e - m->slots));
-	return 0;
-}
-
 void extmap_remove_many(struct extmap *m, const uint64_t *blocks, size_t n)
 {
 	size_t used = m->used, keep = 0;
@@ -356,6 +338,14 @@ void extmap_remove_many(struct extmap *m, const uint64_t *blocks, size_t n)
 		if (find(m, m->pend[i]) != NULL)
 			m->pend[keep++] = m->pend[i];
 	m->npend = keep;
+}
+
+int extmap_remove(struct extmap *m, uint64_t block)
+{
+	size_t count = m->count;
+
+	extmap_remove_many(m, &block, 1);
+	return m->count < count ? 0 : -ENOENT;
 }
 
 void extmap_truncate(struct extmap *m, uint64_t first)
@@ -437,4 +427,16 @@ int extmap_each_pending(struct extmap *m, extmap_fn fn, void *arg)
 	memmove(m->pend + keep, m->pend + i, (m->npend - i) * sizeof(*m->pend));
 	m->npend = keep + (m->npend - i);
 	return ret;
+}
+
+static int settle_only(struct extmap_ent *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 0;
+}
+
+void extmap_settle(struct extmap *m)
+{
+	extmap_each_pending(m, settle_only, NULL);
 }

@@ -1512,6 +1512,10 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 		    e.gen == c.v[i].gen && e.off == c.v[i].off)
 			extmap_set(&f->map, c.v[i].block, EXTMAP_DEST, 0, 0);
 	}
+	/* Into the bitmap now, not in the next walk, which may be the
+	 * cutover's, in the pause. */
+	if (round)
+		extmap_settle(&f->map);
 	if (fstat(f->d_fd, &st) < 0 || (uint64_t)st.st_size != f->size) {
 		*changed = true;
 		if (ftruncate(f->d_fd, (off_t)f->size) < 0)
@@ -1565,6 +1569,17 @@ out:
 	return ret;
 }
 
+/* A writable descriptor of B, for the rollback; -errno on failure. */
+static int base_open_write(const struct rfile *f)
+{
+	char proc[64];
+	int w;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->b_fd);
+	w = open(proc, O_WRONLY | O_CLOEXEC);
+	return w < 0 ? -errno : w;
+}
+
 /* A rollback round for f: the indexed blocks go back into B beside the
  * application, then leave the index, so that B serves them and the pause of
  * the rollback copies only what changed since. Only blocks wholly below
@@ -1577,7 +1592,6 @@ static ssize_t restore_round_file(struct reloc *r, struct rfile *f, char *buf)
 	struct collect c = { .gen = 0, .dest_too = true };
 	uint64_t *gone = NULL;
 	size_t ngone = 0, k = 0;
-	char proc[64];
 	ssize_t ret = 0;
 	int w = -1;
 
@@ -1595,11 +1609,10 @@ static ssize_t restore_round_file(struct reloc *r, struct rfile *f, char *buf)
 	if (c.n == 0)
 		goto out;
 	qsort(c.v, c.n, sizeof(*c.v), pending_cmp);
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->b_fd);
-	w = open(proc, O_WRONLY | O_CLOEXEC);
+	w = base_open_write(f);
 	gone = malloc((c.n < RECHECK_BATCH ? c.n : RECHECK_BATCH) * sizeof(*gone));
 	if (w < 0 || gone == NULL) {
-		ret = w < 0 ? -errno : -ENOMEM;
+		ret = w < 0 ? w : -ENOMEM;
 		goto out;
 	}
 	pthread_rwlock_wrlock(&f->lock);
@@ -1711,15 +1724,13 @@ static int restore_source(struct reloc *r)
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		struct rfile *f = files[i];
 		struct collect c = { .gen = 0, .dest_too = true };
-		char proc[64];
 		int w;
 
 		if (f->map.count == 0 && f->size == f->b_size && !f->mtime_dirty && !f->b_written)
 			continue;
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->b_fd);
-		w = open(proc, O_WRONLY | O_CLOEXEC);
+		w = base_open_write(f);
 		if (w < 0) {
-			ret = -errno;
+			ret = w;
 			break;
 		}
 		if (f->b_limit < f->b_size && ftruncate(w, (off_t)f->b_limit) < 0)

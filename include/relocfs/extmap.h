@@ -64,5 +64,8 @@ int extmap_each(struct extmap *m, extmap_fn fn, void *arg);
  * their number (and that of the entries made DEST since the last call), not
  * the map's size. */
 int extmap_each_pending(struct extmap *m, extmap_fn fn, void *arg);
+/* Moves the entries made DEST since the last walk to the bitmap, as a walk
+ * does first; costs what extmap_each_pending costs. */
+void extmap_settle(struct extmap *m);
 
 #endif

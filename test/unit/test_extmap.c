@@ -278,6 +278,30 @@ static int stop_after(struct extmap_ent *e, void *arg)
 	return --*left == 0 ? 5 : 0;
 }
 
+/* Settling moves the entries made DEST to the bitmap and nothing else. */
+static void test_settle(void)
+{
+	struct extmap m;
+	int n = 0;
+
+	extmap_init(&m);
+	for (uint64_t b = 0; b < 100; b++)
+		CHECK_EQ(extmap_set(&m, b, b % 4 ? EXTMAP_JOURNAL : EXTMAP_ZERO, 1, b), 0);
+	for (uint64_t b = 0; b < 100; b += 2)
+		CHECK_EQ(extmap_set(&m, b, EXTMAP_DEST, 0, 0), 0);
+	CHECK_EQ(m.used, 100);
+	extmap_settle(&m);
+	CHECK_EQ(m.used, 50);
+	CHECK_EQ(m.npend, 50);
+	CHECK_EQ(m.count, 100);
+	for (uint64_t b = 0; b < 100; b++)
+		CHECK_EQ(extmap_get(&m, b, NULL),
+			 b % 2 == 0 ? EXTMAP_DEST : b % 4 ? EXTMAP_JOURNAL : EXTMAP_ZERO);
+	CHECK_EQ(extmap_each_pending(&m, count_fn, &n), 0);
+	CHECK_EQ(n, 50);
+	extmap_destroy(&m);
+}
+
 /* A walk stopped by fn returns its value and keeps every block listed. */
 static void test_pending_walk_stops(void)
 {
@@ -301,5 +325,6 @@ int main(void)
 	UNIT_RUN(test_each_rewrites_in_place);
 	UNIT_RUN(test_pending_walk_against_model);
 	UNIT_RUN(test_pending_walk_stops);
+	UNIT_RUN(test_settle);
 	return UNIT_DONE();
 }
