@@ -161,15 +161,23 @@ static bool wait_rollback(struct home *h, const struct inode *inode)
 
 /* Right after a cutover, what must be durable waits until the destination
  * is (see flush_dest in src/reloc.c). Called with the gate held shared:
- * the flush does not need the gate. */
-static void wait_durable(struct home *h)
+ * the flush does not need the gate. If the destination could not be made
+ * durable, the error: until recovery at the next mount has replayed the
+ * journal onto the destination, nothing done there may be acknowledged,
+ * as that replay would undo it. */
+static int wait_durable(struct home *h)
 {
-	if (h == NULL || !__atomic_load_n(&h->flushing, __ATOMIC_ACQUIRE))
-		return;
+	int ret;
+
+	if (h == NULL || (!__atomic_load_n(&h->flushing, __ATOMIC_ACQUIRE) &&
+			  __atomic_load_n(&h->durable_err, __ATOMIC_RELAXED) == 0))
+		return 0;
 	pthread_mutex_lock(&h->files_lock);
 	while (h->flushing)
 		pthread_cond_wait(&h->flush_cond, &h->files_lock);
+	ret = h->durable_err;
 	pthread_mutex_unlock(&h->files_lock);
+	return ret;
 }
 
 /* The home a child of dir named name belongs to. */
@@ -566,8 +574,9 @@ static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct creds_saved saved;
 	int ret;
 
-	wait_durable(h);
-	ret = creds_enter(req, &saved);
+	ret = wait_durable(h);
+	if (ret == 0)
+		ret = creds_enter(req, &saved);
 	if (ret < 0)
 		goto out;
 	if (link != NULL)
@@ -649,7 +658,9 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	int ret;
 
 	gate_pair(inode->home, h);
-	wait_durable(h);
+	ret = wait_durable(h);
+	if (ret < 0)
+		goto out;
 	/* A link cannot span two datastores, nor a home while it moves. */
 	if (cross_relocating(inode->home, h) ||
 	    (inode->home != NULL && h != NULL && inode->home->ds_fd != h->ds_fd)) {
@@ -676,9 +687,10 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 	struct fs *fs = fs_of(req);
 	struct inode *dir = inode_of(req, parent);
 	struct home *h = gate_enter(child_home(fs, dir, name));
-	int ret = 0;
+	int ret = wait_durable(h);
 
-	wait_durable(h);
+	if (ret < 0)
+		goto out;
 	if (is_root(fs, dir) && h->reloc != NULL)
 		ret = -EBUSY;
 	else if (unlinkat(dir_fd_for(fs, dir, h), name, flags) < 0)
@@ -687,6 +699,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 		home_removed(fs, h);
 	else
 		mirror(h, flags ? RELOC_NS_RMDIR : RELOC_NS_UNLINK, dir, name, NULL, NULL, 0, NULL);
+out:
 	gate_leave(h);
 	fuse_reply_err(req, -ret);
 }
@@ -743,8 +756,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int fd1, fd2, ret = 0;
 
 	gate_pair(h1, h2);
-	wait_durable(h1);
-	wait_durable(h2);
+	ret = wait_durable(h1);
+	if (ret == 0)
+		ret = wait_durable(h2);
+	if (ret < 0)
+		goto out;
 	fd1 = dir_fd_for(fs, d1, h1);
 	fd2 = dir_fd_for(fs, d2, h2);
 	if (cross_relocating(h1, h2) ||
@@ -857,8 +873,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct open_file *of;
 	int fd = -1, ret;
 
-	wait_durable(h);
-	ret = creds_enter(req, &saved);
+	ret = wait_durable(h);
+	if (ret == 0)
+		ret = creds_enter(req, &saved);
 	if (ret < 0)
 		goto out;
 	fd = openat(dir_fd_for(fs, dir, h), name, backing_flags(fs, fi->flags) | O_CREAT |
@@ -1009,10 +1026,12 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	}
 	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
 		if (of->flags & (O_SYNC | O_DSYNC))
-			wait_durable(h);
-		n = pwrite(of->fd, in->buf[0].mem, size, off);
-		if (n < 0)
-			n = -errno;
+			n = wait_durable(h);
+		if (n == 0) {
+			n = pwrite(of->fd, in->buf[0].mem, size, off);
+			if (n < 0)
+				n = -errno;
+		}
 	} else {
 		struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
 
@@ -1064,7 +1083,9 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	int ret = 0;
 
 	(void)ino;
-	wait_durable(h);
+	ret = wait_durable(h);
+	if (ret < 0)
+		goto out;
 	if (of->inode->rfile != NULL) {
 		ret = reloc_file_sync(h->reloc, of->inode->rfile);
 		/* Rolled back: the source was restored and flushed; the

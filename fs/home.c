@@ -5,8 +5,13 @@
  *
  * Invariants:
  * - A home's datastore changes only inside a quiesced flip, and only after
- *   the new placement is on disk: a crash finds either the old placement
- *   with the journal, or the new one with the data on the destination.
+ *   the new placement is in the state dir: a crash finds either the old
+ *   placement with the journal, or the new one with the data on the
+ *   destination. Both recover to the destination (the state says cutover).
+ * - Once the new placement is renamed into place the flip goes on, even if
+ *   the directory's flush failed: a rollback would delete the copy that
+ *   placement names. It is then flushed again (host_placement_sync) before
+ *   the relocation may remove the source copy.
  * - At most one relocation is attached to a home; home->reloc changes only
  *   with the home quiesced.
  * - Names, datastores, placement and the relocation list change under
@@ -158,9 +163,11 @@ int home_removed(struct fs *fs, struct home *h)
 	pthread_mutex_lock(&fs->homes_lock);
 	if (placement_get(&fs->placement, h->name) != NULL) {
 		placement_set(&fs->placement, h->name, NULL);
-		ret = placement_save(fs->state_dirfd, &fs->placement);
+		ret = placement_save(fs->state_dirfd, &fs->placement, NULL);
 		if (ret < 0)
 			log_error("home %s: cannot save the placement: %s", h->name, strerror(-ret));
+		else
+			fs->placement_unflushed = false;
 	}
 	h->ds_fd = fs->inodes.root.fd;
 	pthread_mutex_unlock(&fs->homes_lock);
@@ -288,6 +295,7 @@ static int commit_placement(struct fs *fs, struct home *h, struct reloc *r)
 	struct reloc_status *st = malloc(sizeof(*st));
 	const char *old;
 	char *prev = NULL;
+	bool renamed = false;
 	int ret;
 
 	if (st == NULL)
@@ -302,7 +310,16 @@ static int commit_placement(struct fs *fs, struct home *h, struct reloc *r)
 	ret = placement_set(&fs->placement, h->name,
 			    strcmp(st->to, fs->source) == 0 ? NULL : st->to);
 	if (ret == 0)
-		ret = placement_save(fs->state_dirfd, &fs->placement);
+		ret = placement_save(fs->state_dirfd, &fs->placement, &renamed);
+	if (ret < 0 && renamed) {
+		log_warning("home %s: the placement naming %s is in the state dir, but flushing "
+			    "the state dir failed: %s; the flip goes on, the placement is flushed "
+			    "again before the source copy is removed", h->name, st->to, strerror(-ret));
+		fs->placement_unflushed = true;
+		ret = 0;
+	} else if (ret == 0) {
+		fs->placement_unflushed = false;
+	}
 	if (ret < 0)
 		placement_set(&fs->placement, h->name, prev);	/* back as it was */
 	else
@@ -330,11 +347,32 @@ static int host_flip(void *home, struct reloc *r)
 	return fsops_flip(h->fs, h, r, fd, commit_placement);
 }
 
-static void host_durable(void *home)
+/* The placement table is durable: saved again if a flip could not flush
+ * it. Any later save that succeeded did so already. */
+static int host_placement_sync(void *home)
+{
+	struct home *h = home;
+	struct fs *fs = h->fs;
+	int ret = 0;
+
+	pthread_mutex_lock(&fs->homes_lock);
+	if (fs->placement_unflushed) {
+		ret = placement_save(fs->state_dirfd, &fs->placement, NULL);
+		if (ret == 0) {
+			fs->placement_unflushed = false;
+			log_notice("home %s: the placement is flushed now", h->name);
+		}
+	}
+	pthread_mutex_unlock(&fs->homes_lock);
+	return ret;
+}
+
+static void host_durable(void *home, int err)
 {
 	struct home *h = home;
 
 	pthread_mutex_lock(&h->files_lock);
+	h->durable_err = err;
 	h->flushing = false;
 	pthread_cond_broadcast(&h->flush_cond);
 	pthread_mutex_unlock(&h->files_lock);
@@ -359,6 +397,7 @@ static const struct reloc_host host = {
 	.resume = host_resume,
 	.attach = host_attach,
 	.flip = host_flip,
+	.placement_sync = host_placement_sync,
 	.durable = host_durable,
 	.detach = host_detach,
 	.finished = host_finished,
@@ -522,7 +561,7 @@ int home_migrate(struct fs *fs, const struct migrate_req *req, uint64_t *id,
 	e->id = fs->next_reloc_id++;
 	e->home = h;
 	snprintf(idbuf, sizeof(idbuf), "%" PRIu64 "\n", fs->next_reloc_id);
-	fileutil_write_atomic(fs->state_dirfd, RELOC_ID_FILE, idbuf, strlen(idbuf));
+	fileutil_write_atomic(fs->state_dirfd, RELOC_ID_FILE, idbuf, strlen(idbuf), NULL);
 	memset(&p, 0, sizeof(p));
 	p.id = e->id;
 	p.home = h->name;

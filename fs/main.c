@@ -289,7 +289,7 @@ int main(int argc, char *argv[])
 	}
 	if (failpoint_init() < 0) {
 		fprintf(stderr, "relocfs: RELOCFS_FAILPOINT '%s' is not NAME or NAME@N, or "
-			"RELOCFS_FAILPOINT_HOLD '%s' is not NAME:/FILE\n",
+			"RELOCFS_FAILPOINT_HOLD '%s' is not NAME:/FILE, or up to 4 of them separated by commas\n",
 			getenv("RELOCFS_FAILPOINT") ? getenv("RELOCFS_FAILPOINT") : "",
 			getenv("RELOCFS_FAILPOINT_HOLD") ? getenv("RELOCFS_FAILPOINT_HOLD") : "");
 		ret = EXIT_USAGE;

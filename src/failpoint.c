@@ -14,6 +14,7 @@
  * RELOCFS_FAILPOINT_HOLD=NAME:FILE holds the first pass through NAME
  * instead: it creates FILE and waits until the test removes it (at most
  * 120 s), so that a test can act at that exact step and then let it go on.
+ * Up to 4 holds, separated by commas: NAME:FILE,NAME2:FILE2.
  *
  * Invariant: the armed names and counts are set once, before any thread
  * that passes a failpoint starts; only the hit counters change afterwards. */
@@ -33,43 +34,58 @@
 static char armed[64];
 static unsigned long armed_at = 1;
 static unsigned long hits;	/* atomic */
-static char hold_name[64];
-static char hold_file[PATH_MAX];
-static unsigned long hold_hits;	/* atomic */
+#define MAX_HOLDS 4
+
+static struct {
+	char name[64];
+	char file[PATH_MAX];
+	unsigned long hits;	/* atomic */
+} holds[MAX_HOLDS];
+static int nholds;
 
 static int hold_init(void)
 {
 	const char *v = getenv("RELOCFS_FAILPOINT_HOLD");
-	const char *colon;
-	size_t n;
 
-	hold_name[0] = '\0';
+	nholds = 0;
 	if (v == NULL || *v == '\0')
 		return 0;
-	colon = strchr(v, ':');
-	if (colon == NULL || colon == v || colon[1] != '/')
-		return -EINVAL;
-	n = (size_t)(colon - v);
-	if (n >= sizeof(hold_name) || strlen(colon + 1) >= sizeof(hold_file))
-		return -EINVAL;
-	memcpy(hold_name, v, n);
-	hold_name[n] = '\0';
-	strcpy(hold_file, colon + 1);
-	return 0;
+	for (;;) {
+		const char *colon = strchr(v, ':'), *comma;
+		size_t n, flen;
+
+		if (nholds == MAX_HOLDS || colon == NULL || colon == v || colon[1] != '/')
+			return -EINVAL;
+		comma = strchr(colon, ',');
+		n = (size_t)(colon - v);
+		flen = comma ? (size_t)(comma - colon - 1) : strlen(colon + 1);
+		if (n >= sizeof(holds[0].name) || memchr(v, ',', n) != NULL ||
+		    flen >= sizeof(holds[0].file))
+			return -EINVAL;
+		memcpy(holds[nholds].name, v, n);
+		holds[nholds].name[n] = '\0';
+		memcpy(holds[nholds].file, colon + 1, flen);
+		holds[nholds].file[flen] = '\0';
+		holds[nholds].hits = 0;
+		nholds++;
+		if (comma == NULL)
+			return 0;
+		v = comma + 1;
+	}
 }
 
-/* Creates hold_file and waits for it to go. */
-static void hold(const char *name)
+/* Creates file and waits for it to go. */
+static void hold(const char *name, const char *file)
 {
-	int fd = open(hold_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 
 	if (fd < 0) {
-		log_error("failpoint hold %s: cannot create %s: %s", name, hold_file, strerror(errno));
+		log_error("failpoint hold %s: cannot create %s: %s", name, file, strerror(errno));
 		return;
 	}
 	close(fd);
-	log_warning("failpoint %s: held until %s is removed", name, hold_file);
-	for (int i = 0; i < 12000 && access(hold_file, F_OK) == 0; i++)
+	log_warning("failpoint %s: held until %s is removed", name, file);
+	for (int i = 0; i < 12000 && access(file, F_OK) == 0; i++)
 		usleep(10000);
 }
 
@@ -106,9 +122,10 @@ void failpoint(const char *name)
 	char msg[128];
 	int n;
 
-	if (hold_name[0] != '\0' && strcmp(name, hold_name) == 0 &&
-	    __atomic_add_fetch(&hold_hits, 1, __ATOMIC_RELAXED) == 1)
-		hold(name);
+	for (int i = 0; i < nholds; i++)
+		if (strcmp(name, holds[i].name) == 0 &&
+		    __atomic_add_fetch(&holds[i].hits, 1, __ATOMIC_RELAXED) == 1)
+			hold(name, holds[i].file);
 	if (armed[0] == '\0' || strcmp(name, armed) != 0)
 		return;
 	if (__atomic_add_fetch(&hits, 1, __ATOMIC_RELAXED) != armed_at)

@@ -32,10 +32,14 @@ static int write_full(int fd, const char *p, size_t len)
 	return 0;
 }
 
-int fileutil_write_atomic(int dirfd, const char *name, const void *data, size_t len)
+int fileutil_write_atomic(int dirfd, const char *name, const void *data, size_t len,
+			  bool *renamed)
 {
 	char tmp[NAME_MAX + 1];
 	int fd, ret;
+
+	if (renamed != NULL)
+		*renamed = false;
 
 	if (snprintf(tmp, sizeof(tmp), ".%s.tmp.%d.%d", name, (int)getpid(),
 		     (int)gettid()) >= (int)sizeof(tmp))
@@ -54,6 +58,8 @@ int fileutil_write_atomic(int dirfd, const char *name, const void *data, size_t 
 		unlinkat(dirfd, tmp, 0);
 		goto out;
 	}
+	if (renamed != NULL)
+		*renamed = true;
 	if (fsync(dirfd) < 0)
 		ret = -errno;
 out:

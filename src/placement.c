@@ -130,13 +130,15 @@ static char *decode(const char *s, size_t len)
 	return out;
 }
 
-int placement_save(int dirfd, const struct placement *p)
+int placement_save(int dirfd, const struct placement *p, bool *renamed)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *fp = open_memstream(&buf, &len);
 	int ret = 0;
 
+	if (renamed != NULL)
+		*renamed = false;
 	if (fp == NULL)
 		return -ENOMEM;
 	fputs(PLACEMENT_MAGIC, fp);
@@ -156,7 +158,7 @@ int placement_save(int dirfd, const struct placement *p)
 	if (fclose(fp) != 0 && ret == 0)
 		ret = -ENOMEM;
 	if (ret == 0)
-		ret = fileutil_write_atomic(dirfd, PLACEMENT_FILE, buf, len);
+		ret = fileutil_write_atomic(dirfd, PLACEMENT_FILE, buf, len, renamed);
 	free(buf);
 	return ret;
 }

@@ -567,7 +567,7 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 	}
 	ret = placement_set(pl, st.home, strcmp(st.to, source) == 0 ? NULL : st.to);
 	if (ret == 0)
-		ret = placement_save(state_dirfd, pl);
+		ret = placement_save(state_dirfd, pl, NULL);
 	if (ret < 0) {
 		snprintf(err, errlen, "%s: saving the placement: %s", rname, strerror(-ret));
 		goto out;

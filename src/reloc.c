@@ -65,6 +65,7 @@
 #define DEFAULT_APPLY_BPS (200ull << 20)
 #define CONVERGED_BYTES (256u << 10)	/* left for the pause: no more rounds */
 #define ROLLBACK_ROUNDS 8u		/* at most, before the rollback's pause */
+#define RECORD_TRIES 5			/* the cutover's state dir writes, 1 s apart */
 #define RECHECK_BATCH 1024u		/* blocks a rollback round unindexes per lock hold */
 #define BUSY_WINDOW_NS 100000000ull	/* how often the copy looks at the reads */
 #define BUSY_READ_BPS (10ull << 20)	/* application reads that make the copy yield */
@@ -234,7 +235,7 @@ static int reloc_set_phase(struct reloc *r, enum reloc_phase phase)
 		return -ENAMETOOLONG;
 	n += snprintf(buf + n, sizeof(buf) - (size_t)n, "xxh3 %016llx\n",
 		      (unsigned long long)XXH3_64bits(buf, (size_t)n));
-	ret = fileutil_write_atomic(r->rdir_fd, "state", buf, (size_t)n);
+	ret = fileutil_write_atomic(r->rdir_fd, "state", buf, (size_t)n, NULL);
 	if (ret < 0)
 		log_error("relocation %llu: cannot persist its state (phase %s): %s",
 			  (unsigned long long)r->id, reloc_phase_name(phase), strerror(-ret));
@@ -2048,10 +2049,32 @@ static int cutover(struct reloc *r)
 	return ret;
 }
 
+/* The placement naming D, then the phase cleanup, durable in the state
+ * dir. Both write new files, so a failure is worth trying again (unlike a
+ * failed fsync of D, whose lost pages may since look clean). */
+static int record_cutover(struct reloc *r)
+{
+	for (int tries = 1;; tries++) {
+		int ret = r->host->placement_sync(r->host_home);
+
+		/* Recovery of a "cutover" maps the journal through the source
+		 * tree: without this phase on disk the source must stay. */
+		if (ret == 0)
+			ret = reloc_set_phase(r, RELOC_CLEANUP);
+		if (ret == 0 || tries == RECORD_TRIES)
+			return ret;
+		log_warning("relocation %llu of %s: recording the cutover in the state dir failed: "
+			    "%s; trying again in 1 s", (unsigned long long)r->id, r->home,
+			    strerror(-ret));
+		sleep(1);
+	}
+}
+
 /* After the pause: makes the destination durable, then lets the operations
  * that waited for it go on. Until the state says cleanup, the journal is the
  * durable copy of the last generation, and a recovery replays it onto D;
- * acknowledging no fsync meanwhile keeps that replay from undoing one. */
+ * acknowledging no fsync meanwhile keeps that replay from undoing one. So
+ * if this fails, those operations fail too, until the next mount. */
 static int flush_dest(struct reloc *r)
 {
 	int ret = treeutil_sync_tree(r->dst_home_fd);
@@ -2060,11 +2083,9 @@ static int flush_dest(struct reloc *r)
 		ret = -errno;
 	if (ret == 0) {
 		failpoint("flush-done");
-		/* Recovery of a "cutover" maps the journal through the source
-		 * tree: without this phase on disk the source must stay. */
-		ret = reloc_set_phase(r, RELOC_CLEANUP);
+		ret = record_cutover(r);
 	}
-	r->host->durable(r->host_home);
+	r->host->durable(r->host_home, ret);
 	return ret;
 }
 
@@ -2278,7 +2299,9 @@ static void *reloc_thread(void *arg)
 		 * replays the journal onto the destination. */
 		pthread_mutex_lock(&r->lock);
 		snprintf(r->error, sizeof(r->error), "flushing the destination after the cutover "
-			 "failed: %s; the journal is kept in %s for recovery", strerror(-ret), r->rdir_name);
+			 "failed: %s; the journal is kept in %s for recovery at the next mount, and "
+			 "until then fsync and namespace changes in the home fail", strerror(-ret),
+			 r->rdir_name);
 		pthread_mutex_unlock(&r->lock);
 		log_error("relocation %llu of %s: %s", (unsigned long long)r->id, r->home, r->error);
 		reloc_set_phase_mem(r, RELOC_DONE);

@@ -32,7 +32,7 @@ static int statedir_check_source(struct statedir *sd, const char *source)
 	snprintf(line, sizeof(line), "%s\n", source);
 	ret = fileutil_read_all(sd->dirfd, "source", STATEDIR_SOURCE_MAX, &data, &len);
 	if (ret == -ENOENT)
-		return fileutil_write_atomic(sd->dirfd, "source", line, strlen(line));
+		return fileutil_write_atomic(sd->dirfd, "source", line, strlen(line), NULL);
 	if (ret < 0)
 		return ret;
 	ret = strcmp(data, line) == 0 ? 0 : -EXDEV;

@@ -131,9 +131,10 @@ daemon_pid() {
 		assert_nothing_mounted "$MNT"
 	done
 	for v in "RELOCFS_FAILPOINT_HOLD=round-sealed" "RELOCFS_FAILPOINT_HOLD=round-sealed:relative/file" \
-		"RELOCFS_FAILPOINT_HOLD=:/tmp/x"; do
+		"RELOCFS_FAILPOINT_HOLD=:/tmp/x" "RELOCFS_FAILPOINT_HOLD=ready:/tmp/x," \
+		"RELOCFS_FAILPOINT_HOLD=a:/1,b:/2,c:/3,d:/4,e:/5"; do
 		run --separate-stderr env "$v" timeout 20 "$RELOCFS" -o "state_dir=$STATE" "$SRC" "$MNT"
-		assert_cli_error 2 "RELOCFS_FAILPOINT_HOLD '${v#*=}' is not NAME:/FILE"
+		assert_cli_error 2 "RELOCFS_FAILPOINT_HOLD '${v#*=}' is not NAME:/FILE, or up to 4 of them separated by commas"
 		assert_nothing_mounted "$MNT"
 	done
 }

@@ -12,6 +12,8 @@
 #   - a dropped file's pending writes never show up in a later file
 #   - in fail mode (SIGUSR1) writes, fsyncs and creations fail with EIO while
 #     reads, listings, unlink and rename work; SIGUSR2 heals
+#   - with SIGRTMIN only directory flushes fail: a rename goes through and
+#     is kept, its directory's fsync fails; SIGUSR2 heals
 #   - inode numbers are the backing ones, objects belong to their creator
 
 bats_require_minimum_version 1.5.0
@@ -361,6 +363,34 @@ print(" / ".join(res))' "$FFS/d"
 	echo healed >"$FFS/d/f"
 	sync "$FFS/d/f"
 	assert_equal "$(cat "$BACK/d/f")" healed
+}
+
+@test "faultfs: SIGRTMIN fails only directory flushes with EIO; creations, writes, renames work; SIGUSR2 heals" {
+	faultfs_mount "$BACK" "$FFS"
+	mkdir "$FFS/d"
+	faultfs_fail_dirsync "$FFS"
+	run pyfs '
+res = []
+def t(name, f):
+    try:
+        f(); res.append("%s ok" % name)
+    except OSError as e:
+        res.append("%s %s" % (name, errno.errorcode[e.errno]))
+d = sys.argv[1]
+fd = os.open(d + "/tmp", os.O_CREAT | os.O_WRONLY, 0o644)
+t("write", lambda: os.write(fd, b"new"))
+t("fsync", lambda: os.fsync(fd))
+os.close(fd)
+t("rename", lambda: os.rename(d + "/tmp", d + "/f"))
+dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+t("fsyncdir", lambda: os.fsync(dfd))
+print(" / ".join(res))' "$FFS/d"
+	assert_success
+	assert_output "write ok / fsync ok / rename ok / fsyncdir EIO"
+	assert_equal "$(cat "$BACK/d/f")" new
+	faultfs_heal "$FFS"
+	run sync -- "$FFS/d"
+	assert_success
 }
 
 @test "faultfs: objects belong to their creator; modes are checked by the kernel" {

@@ -401,6 +401,65 @@ os.close(fd)' "$MNT/vm1/vm1.nvram"
 	pc cleanup-journal forward run
 }
 
+# The state dir takes new files and renames, but its fsync fails (faultfs
+# SIGRTMIN) from the cutover on: the placement naming the destination is
+# renamed into place unflushed. A rollback would delete the copy it names;
+# the flip goes on instead, and nothing after it is acknowledged until the
+# move is on disk.
+@test "the state dir cannot be flushed from the cutover on: the flip goes on, fsyncs fail until the restart, whose recovery completes the move with every acknowledged write" {
+	local hold=$BATS_TEST_TMPDIR/hold
+	local -a RFS_LAUNCHER=(env -u RELOCFS_FAILPOINT "RELOCFS_FAILPOINT_HOLD=cutover-state:$hold")
+	reloc_mount
+	pc_writer_start
+	pc_migrate
+	rfs_wait_file "$hold" 60
+	faultfs_fail_dirsync "$FFS"
+	rm -f -- "$hold"
+	reloc_wait_phase "$RELOC_ID" done 60
+	run rq get "$RELOC_ID" error
+	assert_output --partial "flushing the destination after the cutover failed: Input/output error"
+	assert_output --partial "fsync and namespace changes in the home fail"
+	grep -q "home vm1: the placement naming .* is in the state dir, but flushing the state dir failed" \
+		"$RFS_LOG" || fail "no warning about the unflushed placement: $(tail -n 20 -- "$RFS_LOG")"
+	reloc_assert_home_on vm1 "$DST"
+	run --separate-stderr "$RFS_PY" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.fsync(fd)' "$MNT/vm1/vm1.nvram"
+	assert_failure
+	[[ $stderr == *"Input/output error"* ]] || fail "fsync after the failed flush: $stderr"
+	run mkdir -- "$MNT/vm1/newdir"
+	assert_failure
+	assert_output --partial "Input/output error"
+	pc_cut
+	pc_restart
+	pc_check forward
+	pc_recheck forward
+}
+
+@test "the state dir cannot be flushed at the flip, then heals: the relocation completes, the placement is flushed again" {
+	local h1=$BATS_TEST_TMPDIR/hold1 h2=$BATS_TEST_TMPDIR/hold2
+	local -a RFS_LAUNCHER=(env -u RELOCFS_FAILPOINT
+		"RELOCFS_FAILPOINT_HOLD=cutover-state:$h1,cutover-resumed:$h2")
+	reloc_mount
+	pc_writer_start
+	pc_migrate
+	rfs_wait_file "$h1" 60
+	faultfs_fail_dirsync "$FFS"
+	rm -f -- "$h1"
+	rfs_wait_file "$h2" 60
+	faultfs_heal "$FFS"
+	rm -f -- "$h2"
+	reloc_wait_phase "$RELOC_ID" done 60
+	assert_equal "$(rq get "$RELOC_ID" error)" ""
+	grep -q "home vm1: the placement naming .* is in the state dir, but flushing the state dir failed" \
+		"$RFS_LOG" || fail "no warning about the unflushed placement: $(tail -n 20 -- "$RFS_LOG")"
+	grep -q "home vm1: the placement is flushed now" "$RFS_LOG" ||
+		fail "the placement was not flushed again: $(tail -n 20 -- "$RFS_LOG")"
+	pc_cut
+	pc_restart
+	pc_check forward
+}
+
 # ---------------------------------------------------------------- abort
 
 @test "power cut in an abort during the copy, after a rollback round wrote B unflushed: rolled back" {

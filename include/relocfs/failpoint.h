@@ -3,9 +3,9 @@
  *
  * RELOCFS_FAILPOINT=NAME or NAME@N in the environment of the daemon makes
  * the N-th pass (default 1) through the point NAME log "failpoint NAME" and
- * raise SIGKILL. RELOCFS_FAILPOINT_HOLD=NAME:FILE holds the first pass
- * through NAME until the test removes FILE, which the hold creates. Unset,
- * a failpoint costs two loads and branches. */
+ * raise SIGKILL. RELOCFS_FAILPOINT_HOLD=NAME:FILE (up to 4, separated by
+ * commas) holds the first pass through NAME until the test removes FILE,
+ * which the hold creates. Unset, a failpoint costs two loads and branches. */
 #ifndef RELOCFS_FAILPOINT_H
 #define RELOCFS_FAILPOINT_H
 

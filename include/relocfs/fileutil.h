@@ -8,8 +8,12 @@
 
 /* Replaces dirfd/name with data atomically and durably: write a temp file,
  * fsync it, rename it over name, fsync the directory. dirfd must be an
- * open directory, not O_PATH (it is fsync'ed). */
-int fileutil_write_atomic(int dirfd, const char *name, const void *data, size_t len);
+ * open directory, not O_PATH (it is fsync'ed). An error before the rename
+ * leaves the old content. If only the directory's flush fails, the new
+ * content is in place but a crash may still find the old: *renamed (when
+ * not NULL) tells that case apart, for callers to whom it matters. */
+int fileutil_write_atomic(int dirfd, const char *name, const void *data, size_t len,
+			  bool *renamed);
 
 /* Reads all of dirfd/name (at most max bytes) into a malloc'd, NUL-ended
  * buffer. -EFBIG when larger than max. */

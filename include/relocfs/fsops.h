@@ -37,6 +37,7 @@ struct fs {
 	struct home *homes;
 	struct fs_datastore *datastores;
 	struct placement placement;
+	bool placement_unflushed;	/* on disk, maybe not durable */
 	struct reloc_entry *relocs;	/* newest first, finished ones kept */
 	uint64_t next_reloc_id;
 };

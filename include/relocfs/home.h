@@ -27,8 +27,11 @@ struct home {
 	pthread_mutex_t files_lock;
 	struct open_file *files;	/* open regular files, for the flip */
 	/* Between a flip and the destination being durable: fsync,
-	 * synchronous writes and namespace changes wait on flush_cond. */
+	 * synchronous writes and namespace changes wait on flush_cond. If it
+	 * could not be made durable they fail with durable_err until the
+	 * next mount (whose recovery finishes the move). */
 	bool flushing;
+	int durable_err;		/* negative errno, or 0 */
 	pthread_cond_t flush_cond;	/* with files_lock */
 };
 

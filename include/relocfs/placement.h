@@ -3,6 +3,7 @@
 #ifndef RELOCFS_PLACEMENT_H
 #define RELOCFS_PLACEMENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct placement_ent {
@@ -23,8 +24,10 @@ void placement_free(struct placement *p);
 /* Loads dirfd/placement; a missing file is an empty table. A damaged file
  * is -EBADMSG with the reason in err. */
 int placement_load(int dirfd, struct placement *p, char *err, size_t errlen);
-/* Writes the table durably (temp file, fsync, rename, fsync dir). */
-int placement_save(int dirfd, const struct placement *p);
+/* Writes the table durably (temp file, fsync, rename, fsync dir). On an
+ * error *renamed (when not NULL) says whether the new table is already in
+ * place, unflushed (fileutil_write_atomic). */
+int placement_save(int dirfd, const struct placement *p, bool *renamed);
 
 /* The datastore of name, or NULL for the source. */
 const char *placement_get(const struct placement *p, const char *name);

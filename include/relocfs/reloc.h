@@ -52,9 +52,14 @@ struct reloc_host {
 	/* (quiesced) Serve the home from the destination: every inode and open
 	 * handle is moved to its counterpart, placement is flipped. */
 	int (*flip)(void *home, struct reloc *r);
-	/* After the flip: the destination is durable; operations that wait
-	 * for that (fsync, synchronous writes, namespace changes) go on. */
-	void (*durable)(void *home);
+	/* After the flip and the destination's flush, before the source copy
+	 * may go: the placement that names the destination is durable (the
+	 * flip goes on when only its flush failed). 0 when it is. */
+	int (*placement_sync)(void *home);
+	/* After the flip: the destination is durable (err 0), and operations
+	 * that wait for that (fsync, synchronous writes, namespace changes)
+	 * go on; or it could not be made so, and they fail with err. */
+	void (*durable)(void *home, int err);
 	/* (quiesced) Serve the home from the source again, bypassing the
 	 * engine. */
 	void (*detach)(void *home, struct reloc *r);

@@ -14,6 +14,8 @@
 #   faultfs_powercut MNT         SIGKILL the daemon, drop the mount lazily:
 #                                what was not fsync'ed is gone
 #   faultfs_fail MNT             from now on writes fail with EIO (SIGUSR1)
+#   faultfs_fail_dirsync MNT     from now on only fsyncdir fails with EIO
+#                                (SIGRTMIN)
 #   faultfs_heal MNT             back to normal (SIGUSR2)
 #   faultfs_pid MNT              the pid of MNT's daemon
 
@@ -101,7 +103,22 @@ faultfs_fail() {
 	done
 }
 
-# faultfs_heal MNT: back to normal; returns once a probe mkdir works.
+# faultfs_fail_dirsync MNT: only directory flushes fail with EIO from now
+# on. Returns once the daemon has taken the signal (an fsync of MNT fails).
+faultfs_fail_dirsync() {
+	local pid n=0
+	pid=$(faultfs_pid "$1")
+	[ -n "$pid" ] || { fail "no faultfs daemon known for $1"; return 1; }
+	kill -RTMIN "$pid"
+	while sync -- "$1" 2>/dev/null; do
+		n=$((n + 1))
+		[ "$n" -lt 200 ] || { fail "faultfs at $1 still flushes directories 10 s after SIGRTMIN"; return 1; }
+		sleep 0.05
+	done
+}
+
+# faultfs_heal MNT: back to normal; returns once a probe mkdir and an fsync
+# of MNT work.
 faultfs_heal() {
 	local pid n=0 rc
 	pid=$(faultfs_pid "$1")
@@ -110,7 +127,7 @@ faultfs_heal() {
 	while :; do
 		rc=0
 		_faultfs_probe "$1" || rc=$?
-		[ "$rc" = 1 ] && return 0
+		[ "$rc" = 1 ] && sync -- "$1" 2>/dev/null && return 0
 		n=$((n + 1))
 		[ "$n" -lt 200 ] || { fail "faultfs at $1 still fails writes 10 s after SIGUSR2"; return 1; }
 		sleep 0.05

@@ -34,7 +34,10 @@
  *    create, mknod, mkdir, symlink, link, setattr (truncate, chmod, chown,
  *    utimens), O_TRUNC, fallocate, setxattr and removexattr fail with EIO;
  *    lookups, reads, readdir, getattr, open, unlink, rmdir and rename still
- *    work (so that a partial copy can be removed). SIGUSR2 heals it.
+ *    work (so that a partial copy can be removed). SIGRTMIN makes only
+ *    fsyncdir fail with EIO: a directory whose flush fails while every
+ *    other operation works (renames in it then happened, but a power cut
+ *    may or may not keep them; faultfs keeps them). SIGUSR2 heals both.
  *
  * Objects created through the mount belong to the caller (as on a local
  * filesystem): faultfs (root) creates them, then chowns them; in a
@@ -77,7 +80,8 @@
 #define PS 4096u		/* overlay page size */
 #define TBL_BUCKETS 1024u
 
-static volatile sig_atomic_t failing;
+static volatile sig_atomic_t failing;		/* SIGUSR1 .. SIGUSR2 */
+static volatile sig_atomic_t failing_dirsync;	/* SIGRTMIN .. SIGUSR2 */
 static bool tracing;			/* FAULTFS_TRACE set: log overlay events */
 
 #define TRACE(...)						\
@@ -1344,6 +1348,10 @@ static void ffs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fu
 
 	(void)ino;
 	FAIL_IF_FAILING(req);
+	if (failing_dirsync) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
 }
 
@@ -1556,13 +1564,18 @@ static const struct fuse_lowlevel_ops ffs_ops = {
 
 static void on_signal(int sig)
 {
+	if (sig == SIGRTMIN) {
+		failing_dirsync = 1;
+		return;
+	}
 	failing = sig == SIGUSR1;
+	failing_dirsync = 0;
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: faultfs BACKDIR MOUNTPOINT [-f] [-d] [-s] [-o FUSE_OPTIONS]\n"
-		   "  (test tool: holds writes until fsync; SIGUSR1 fails writes with EIO, SIGUSR2 heals)\n");
+		   "  (test tool: holds writes until fsync; SIGUSR1 fails writes with EIO, SIGRTMIN fsyncdir only, SIGUSR2 heals)\n");
 }
 
 int main(int argc, char *argv[])
@@ -1604,7 +1617,8 @@ int main(int argc, char *argv[])
 	sa.sa_handler = on_signal;
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGUSR1, &sa, NULL) < 0 || sigaction(SIGUSR2, &sa, NULL) < 0) {
+	if (sigaction(SIGUSR1, &sa, NULL) < 0 || sigaction(SIGUSR2, &sa, NULL) < 0 ||
+	    sigaction(SIGRTMIN, &sa, NULL) < 0) {
 		perror("faultfs: sigaction");
 		return 1;
 	}

@@ -112,7 +112,7 @@ static void test_write_atomic_creates(void)
 	int dots;
 
 	clean_dir();
-	CHECK_EQ(fileutil_write_atomic(dirfd_, "state", "hello\n", 6), 0);
+	CHECK_EQ(fileutil_write_atomic(dirfd_, "state", "hello\n", 6, NULL), 0);
 	CHECK_EQ(slurp("state", buf, sizeof(buf)), 6);
 	CHECK_STR(buf, "hello\n");
 	CHECK(fstatat(dirfd_, "state", &st, AT_SYMLINK_NOFOLLOW) == 0);
@@ -131,7 +131,7 @@ static void test_write_atomic_replaces(void)
 	CHECK_EQ(put("state", "a much longer old content\n"), 0);
 	oldfd = openat(dirfd_, "state", O_RDONLY | O_CLOEXEC);
 	CHECK(oldfd >= 0);
-	CHECK_EQ(fileutil_write_atomic(dirfd_, "state", "new\n", 4), 0);
+	CHECK_EQ(fileutil_write_atomic(dirfd_, "state", "new\n", 4, NULL), 0);
 	CHECK_EQ(slurp("state", buf, sizeof(buf)), 4);
 	CHECK_STR(buf, "new\n");
 	/* Replacement, not rewrite: an open reader still sees the old file. */
@@ -140,7 +140,7 @@ static void test_write_atomic_replaces(void)
 	close(oldfd);
 	CHECK_STR(buf, "a much longer old content\n");
 	/* Again, over its own output, and with empty data. */
-	CHECK_EQ(fileutil_write_atomic(dirfd_, "state", "", 0), 0);
+	CHECK_EQ(fileutil_write_atomic(dirfd_, "state", "", 0, NULL), 0);
 	CHECK_EQ(slurp("state", buf, sizeof(buf)), 0);
 	CHECK_EQ(count_entries(&dots), 1);
 	CHECK_EQ(dots, 0);
@@ -157,7 +157,7 @@ static void test_write_atomic_large(void)
 	for (size_t i = 0; i < len; i++)
 		data[i] = (char)(i * 131 + (i >> 12));
 	clean_dir();
-	ret = fileutil_write_atomic(dirfd_, "big", data, len);
+	ret = fileutil_write_atomic(dirfd_, "big", data, len, NULL);
 	if (ret == 0)
 		ret = fileutil_read_all(dirfd_, "big", len, &back, &got);
 	if (ret == 0 && (got != len || memcmp(data, back, len) != 0))
@@ -176,17 +176,41 @@ static void test_write_atomic_bad_dirfd(void)
 	fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	CHECK(fd >= 0);
 	close(fd);
-	CHECK_EQ(fileutil_write_atomic(fd, "state", "x", 1), -EBADF);
+	CHECK_EQ(fileutil_write_atomic(fd, "state", "x", 1, NULL), -EBADF);
 	/* A regular file's descriptor. */
 	CHECK_EQ(put("plain", "p"), 0);
 	fd = openat(dirfd_, "plain", O_RDONLY | O_CLOEXEC);
 	CHECK(fd >= 0);
-	CHECK_EQ(fileutil_write_atomic(fd, "state", "x", 1), -ENOTDIR);
+	CHECK_EQ(fileutil_write_atomic(fd, "state", "x", 1, NULL), -ENOTDIR);
 	close(fd);
 	/* A name below a missing directory. */
-	CHECK_EQ(fileutil_write_atomic(dirfd_, "nodir/state", "x", 1), -ENOENT);
+	CHECK_EQ(fileutil_write_atomic(dirfd_, "nodir/state", "x", 1, NULL), -ENOENT);
 	CHECK_EQ(count_entries(&dots), 1);
 	CHECK_EQ(dots, 0);
+}
+
+/* renamed tells a failure before the rename (old content) from a failed
+ * flush of the directory after it (new content, maybe not durable). An
+ * O_PATH descriptor serves openat and renameat but fails fsync. */
+static void test_write_atomic_renamed(void)
+{
+	char buf[256];
+	bool renamed = true;
+	int fd;
+
+	clean_dir();
+	CHECK_EQ(fileutil_write_atomic(dirfd_, "state", "old\n", 4, &renamed), 0);
+	CHECK(renamed);
+	CHECK_EQ(fileutil_write_atomic(dirfd_, "nodir/state", "x", 1, &renamed), -ENOENT);
+	CHECK(!renamed);
+	fd = open(tmpdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	renamed = false;
+	CHECK_EQ(fileutil_write_atomic(fd, "state", "new\n", 4, &renamed), -EBADF);
+	CHECK(renamed);
+	close(fd);
+	CHECK_EQ(slurp("state", buf, sizeof(buf)), 4);
+	CHECK_STR(buf, "new\n");
 }
 
 /* The rename fails (the name is a non-empty directory): the error comes
@@ -199,7 +223,7 @@ static void test_write_atomic_failure_cleans_temp(void)
 	clean_dir();
 	CHECK(mkdirat(dirfd_, "sub", 0700) == 0);
 	CHECK(mkdirat(dirfd_, "sub/inner", 0700) == 0);
-	ret = fileutil_write_atomic(dirfd_, "sub", "x", 1);
+	ret = fileutil_write_atomic(dirfd_, "sub", "x", 1, NULL);
 	CHECK(ret == -EISDIR || ret == -ENOTEMPTY || ret == -EEXIST);
 	CHECK(fstatat(dirfd_, "sub", &st, 0) == 0 && S_ISDIR(st.st_mode));
 	CHECK_EQ(count_entries(&dots), 1);
@@ -214,7 +238,7 @@ static void test_write_atomic_name_too_long(void)
 	clean_dir();
 	memset(name, 'n', NAME_MAX - 4);
 	name[NAME_MAX - 4] = '\0';
-	CHECK_EQ(fileutil_write_atomic(dirfd_, name, "x", 1), -ENAMETOOLONG);
+	CHECK_EQ(fileutil_write_atomic(dirfd_, name, "x", 1, NULL), -ENAMETOOLONG);
 	CHECK_EQ(count_entries(&dots), 0);
 }
 
@@ -234,7 +258,7 @@ static void *atomic_writer(void *arg)
 		return (void *)1L;
 	memset(data, 'A' + (int)id, VLEN);
 	for (int i = 0; i < 40; i++)
-		if (fileutil_write_atomic(dirfd_, "shared", data, VLEN) != 0)
+		if (fileutil_write_atomic(dirfd_, "shared", data, VLEN, NULL) != 0)
 			fails++;
 	free(data);
 	return (void *)fails;
@@ -250,7 +274,7 @@ static void test_write_atomic_concurrent(void)
 	CHECK(data != NULL);
 	memset(data, 'z', VLEN);
 	clean_dir();
-	if (fileutil_write_atomic(dirfd_, "shared", data, VLEN) != 0)
+	if (fileutil_write_atomic(dirfd_, "shared", data, VLEN, NULL) != 0)
 		fails++;
 	free(data);
 	CHECK_EQ(fails, 0);
@@ -523,6 +547,7 @@ int main(void)
 	UNIT_RUN(test_write_atomic_replaces);
 	UNIT_RUN(test_write_atomic_large);
 	UNIT_RUN(test_write_atomic_bad_dirfd);
+	UNIT_RUN(test_write_atomic_renamed);
 	UNIT_RUN(test_write_atomic_failure_cleans_temp);
 	UNIT_RUN(test_write_atomic_name_too_long);
 	UNIT_RUN(test_write_atomic_concurrent);

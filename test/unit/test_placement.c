@@ -161,7 +161,7 @@ static void test_save_load_roundtrip(void)
 	placement_init(&q);
 	for (size_t i = 0; i < N_ODD; i++)
 		CHECK_EQ(placement_set(&p, odd_names[i][0], odd_names[i][1]), 0);
-	CHECK_EQ(placement_save(dirfd_, &p), 0);
+	CHECK_EQ(placement_save(dirfd_, &p, NULL), 0);
 	/* The loaded table replaces what q held. */
 	CHECK_EQ(placement_set(&q, "stale", "/old"), 0);
 	CHECK_EQ(placement_load(dirfd_, &q, err, sizeof(err)), 0);
@@ -208,9 +208,9 @@ static void test_empty_table_roundtrip(void)
 	placement_init(&p);
 	placement_init(&q);
 	CHECK_EQ(placement_set(&p, "vm1", "/ds/a"), 0);
-	CHECK_EQ(placement_save(dirfd_, &p), 0);
+	CHECK_EQ(placement_save(dirfd_, &p, NULL), 0);
 	CHECK_EQ(placement_set(&p, "vm1", NULL), 0);
-	CHECK_EQ(placement_save(dirfd_, &p), 0);
+	CHECK_EQ(placement_save(dirfd_, &p, NULL), 0);
 	CHECK_EQ(placement_set(&q, "stale", "/old"), 0);
 	{
 		int ret = placement_load(dirfd_, &q, err, sizeof(err));
@@ -274,7 +274,7 @@ static void test_load_rejects_truncated(void)
 	placement_init(&p);
 	CHECK_EQ(placement_set(&p, "vm1", "/ds/a"), 0);
 	CHECK_EQ(placement_set(&p, "vm2", "/ds/b"), 0);
-	CHECK_EQ(placement_save(dirfd_, &p), 0);
+	CHECK_EQ(placement_save(dirfd_, &p, NULL), 0);
 	placement_free(&p);
 	CHECK_EQ(read_raw(raw, sizeof(raw) - 1, &len), 0);
 	raw[len] = '\0';
@@ -304,7 +304,7 @@ static void test_load_rejects_flipped_byte(void)
 	placement_init(&p);
 	CHECK_EQ(placement_set(&p, "vm1", "/ds/a"), 0);
 	CHECK_EQ(placement_set(&p, "vm2", "/ds/b"), 0);
-	CHECK_EQ(placement_save(dirfd_, &p), 0);
+	CHECK_EQ(placement_save(dirfd_, &p, NULL), 0);
 	placement_free(&p);
 	CHECK_EQ(read_raw(raw, sizeof(raw) - 1, &len), 0);
 	raw[len] = '\0';
@@ -415,13 +415,13 @@ static void test_save_replaces_atomically(void)
 	placement_init(&p);
 	placement_init(&q);
 	CHECK_EQ(placement_set(&p, "vm1", "/ds/a"), 0);
-	CHECK_EQ(placement_save(dirfd_, &p), 0);
+	CHECK_EQ(placement_save(dirfd_, &p, NULL), 0);
 	CHECK_EQ(read_raw(oldbuf, sizeof(oldbuf), &oldlen), 0);
 	fd = openat(dirfd_, PLACEMENT_FILE, O_RDONLY);
 	CHECK(fd >= 0);
 	CHECK_EQ(fstat(fd, &st1), 0);
 	CHECK_EQ(placement_set(&p, "vm2", "/ds/b"), 0);
-	CHECK_EQ(placement_save(dirfd_, &p), 0);
+	CHECK_EQ(placement_save(dirfd_, &p, NULL), 0);
 	/* A new inode was renamed over the name: a reader of the old one
 	 * still sees the whole old table. */
 	CHECK_EQ(fstatat(dirfd_, PLACEMENT_FILE, &st2, 0), 0);

@@ -42,8 +42,9 @@ struct host_home {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct reloc *r;
-	int attaches, flips, detaches, finishes, durables;
-	int flip_ret;
+	int attaches, flips, detaches, finishes, durables, placement_syncs;
+	int flip_ret, durable_err;
+	int placement_sync_ret, placement_sync_fails;	/* fails that many times */
 	bool attach_quiesced, flip_quiesced, detach_quiesced;
 };
 
@@ -95,6 +96,18 @@ static int h_flip(void *home, struct reloc *r)
 	return ret;
 }
 
+static int h_placement_sync(void *home)
+{
+	struct host_home *h = home;
+	int ret;
+
+	pthread_mutex_lock(&h->mu);
+	h->placement_syncs++;
+	ret = h->placement_syncs <= h->placement_sync_fails ? h->placement_sync_ret : 0;
+	pthread_mutex_unlock(&h->mu);
+	return ret;
+}
+
 static void h_detach(void *home, struct reloc *r)
 {
 	struct host_home *h = home;
@@ -117,12 +130,13 @@ static void h_finished(void *home, struct reloc *r)
 	pthread_mutex_unlock(&h->mu);
 }
 
-static void h_durable(void *home)
+static void h_durable(void *home, int err)
 {
 	struct host_home *h = home;
 
 	pthread_mutex_lock(&h->mu);
 	h->durables++;
+	h->durable_err = err;
 	pthread_mutex_unlock(&h->mu);
 }
 
@@ -131,6 +145,7 @@ static const struct reloc_host fake_host = {
 	.resume = h_resume,
 	.attach = h_attach,
 	.flip = h_flip,
+	.placement_sync = h_placement_sync,
 	.detach = h_detach,
 	.durable = h_durable,
 	.finished = h_finished,
@@ -1001,7 +1016,9 @@ static void test_plain_relocation(void)
 	CHECK_EQ(st.bytes_copied, st.bytes_total);
 	CHECK_EQ(host_get(&host.attaches), 1);
 	CHECK_EQ(host_get(&host.flips), 1);
+	CHECK_EQ(host_get(&host.placement_syncs), 1);
 	CHECK_EQ(host_get(&host.durables), 1);
+	CHECK_EQ(host_get(&host.durable_err), 0);
 	CHECK_EQ(host_get(&host.detaches), 0);
 	CHECK_EQ(host_get(&host.finishes), 1);
 	CHECK(host.attach_quiesced);
@@ -1489,6 +1506,65 @@ static void test_flip_failure_rolls_back(void)
 	teardown();
 }
 
+/* The flip went on with a placement it could not flush, and flushing it
+ * again fails: the source copy and the journal stay for recovery (which
+ * rolls forward whichever placement it finds). */
+static void test_placement_unflushed_keeps_source(void)
+{
+	struct reloc_opts o = base_opts;
+	struct reloc_status st;
+	char home[PATH_MAX], path[PATH_MAX];
+
+	setup();
+	host.placement_sync_ret = -EIO;
+	host.placement_sync_fails = 1000;
+	pathf(home, sizeof(home), "%s/%s", g_src, "vm1");
+	o.manual_cutover = true;
+	CHECK_EQ(start(o), 0);
+	CHECK_EQ(random_steps(cur_f, 30), 0);
+	CHECK(wait_phase(cur, RELOC_READY, WAIT_MS));
+	CHECK_EQ(random_steps(cur_f, 10), 0);
+	CHECK_EQ(reloc_cutover(cur), 0);
+	CHECK(finish(&st));
+	printf("# error: %s\n", st.error);
+	CHECK_STR(reloc_phase_name(st.phase), "done");
+	CHECK(strstr(st.error, "flushing the destination after the cutover failed") != NULL);
+	CHECK(strstr(st.error, strerror(EIO)) != NULL);
+	CHECK_EQ(host_get(&host.flips), 1);
+	CHECK_EQ(host_get(&host.placement_syncs), 5);	/* RECORD_TRIES */
+	CHECK_EQ(host_get(&host.durables), 1);
+	CHECK_EQ(host_get(&host.durable_err), -EIO);
+	CHECK_EQ(host_get(&host.detaches), 0);
+	CHECK(!gone(home));
+	CHECK(!state_gone(1));
+	pathf(path, sizeof(path), "%s/%s", g_dst, "vm1/" BIG);
+	CHECK(file_equals_model(path));
+	teardown();
+}
+
+/* The state dir fails twice after the flip, then works: the relocation
+ * completes and the waiting operations go on. */
+static void test_placement_sync_retried(void)
+{
+	struct reloc_status st;
+	char home[PATH_MAX];
+
+	setup();
+	host.placement_sync_ret = -ENOSPC;
+	host.placement_sync_fails = 2;
+	pathf(home, sizeof(home), "%s/%s", g_src, "vm1");
+	CHECK_EQ(start(base_opts), 0);
+	CHECK(finish(&st));
+	CHECK_STR(reloc_phase_name(st.phase), "done");
+	CHECK_STR(st.error, "");
+	CHECK_EQ(host_get(&host.placement_syncs), 3);
+	CHECK_EQ(host_get(&host.durables), 1);
+	CHECK_EQ(host_get(&host.durable_err), 0);
+	CHECK(gone(home));
+	CHECK(state_gone(1));
+	teardown();
+}
+
 /* A round applied blocks past the base's size to D; the file is then cut
  * (not below the base's size) and extended again before the next apply:
  * the gap reads as zeros, and must be zeros in D after the cutover. */
@@ -1792,6 +1868,8 @@ int main(void)
 	RUN(test_abort_writes_between_rounds);
 	RUN(test_abort_refused_after_done);
 	RUN(test_flip_failure_rolls_back);
+	RUN(test_placement_unflushed_keeps_source);
+	RUN(test_placement_sync_retried);
 	RUN(test_truncate_down_up_after_round);
 	RUN(test_random_with_rounds_cutover);
 	RUN(test_random_with_rounds_abort);
