@@ -1464,12 +1464,16 @@ static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct 
 }
 
 /* Applies f's journal records of generation gen (0: all) to D and points
- * the index at D for them. Returns the bytes applied or -errno; *changed
- * tells whether D changed at all (a size change applies no block). */
-static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *buf, bool round,
-			  bool *changed)
+ * the index at D for them. A round (flush_ns set) flushes D first, adding
+ * the time to *flush_ns: a block leaves the journal's care only once D has
+ * it on disk, so that a failed flush leaves the rollback the journal's copy,
+ * not D's pages, which the failure may have dropped. The cutover's apply,
+ * in the pause, flushes after it. Returns the bytes applied or -errno. */
+static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *buf,
+			  uint64_t *flush_ns)
 {
 	struct collect c = { .gen = gen };
+	bool round = flush_ns != NULL, changed = false;
 	struct stat st;
 	ssize_t ret = 0;
 
@@ -1488,7 +1492,7 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 			if (f->b_limit < f->d_limit)
 				f->d_limit = f->b_limit;
 			f->d_cut = UINT64_MAX;
-			*changed = true;
+			changed = true;
 		}
 	}
 	extmap_each_pending(&f->map, collect_fn, &c);
@@ -1500,8 +1504,24 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 	if (c.n > 1)
 		qsort(c.v, c.n, sizeof(*c.v), pending_cmp);
 	if (c.n > 0)
-		*changed = true;
+		changed = true;
 	ret = write_pending(r, f, f->d_fd, &c, buf, round);
+	if (ret < 0)
+		goto out;
+	pthread_rwlock_wrlock(&f->lock);
+	if (fstat(f->d_fd, &st) < 0 || (uint64_t)st.st_size != f->size) {
+		changed = true;
+		if (ftruncate(f->d_fd, (off_t)f->size) < 0)
+			ret = -errno;
+	}
+	pthread_rwlock_unlock(&f->lock);
+	if (ret == 0 && round && changed) {
+		uint64_t t0 = now_ns();
+
+		if (fdatasync(f->d_fd) < 0)
+			ret = -errno;
+		*flush_ns += now_ns() - t0;
+	}
 	if (ret < 0)
 		goto out;
 	pthread_rwlock_wrlock(&f->lock);
@@ -1517,14 +1537,8 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 	 * cutover's, in the pause. */
 	if (round)
 		extmap_settle(&f->map);
-	if (fstat(f->d_fd, &st) < 0 || (uint64_t)st.st_size != f->size) {
-		*changed = true;
-		if (ftruncate(f->d_fd, (off_t)f->size) < 0)
-			ret = -errno;
-	}
 	pthread_rwlock_unlock(&f->lock);
-	if (ret == 0)
-		ret = (ssize_t)(c.n * BS);
+	ret = (ssize_t)(c.n * BS);
 out:
 	free(c.v);
 	return ret;
@@ -1546,21 +1560,11 @@ static int apply_all(struct reloc *r, uint32_t gen, uint64_t *applied, uint64_t 
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		bool changed = false;
-		ssize_t a = apply_dest(r, files[i], gen, buf, flush_ns != NULL, &changed);
+		ssize_t a = apply_dest(r, files[i], gen, buf, flush_ns);
 
 		if (a < 0) {
 			ret = (int)a;
 			goto out;
-		}
-		if (flush_ns != NULL && changed) {
-			uint64_t t0 = now_ns();
-
-			if (fdatasync(files[i]->d_fd) < 0) {
-				ret = -errno;
-				goto out;
-			}
-			*flush_ns += now_ns() - t0;
 		}
 		*applied += (uint64_t)a;
 	}

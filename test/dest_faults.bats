@@ -12,6 +12,9 @@
 #   2. the destination's copy of the home is removed behind relocfs's back
 #   3. the destination datastore's filesystem is unmounted lazily
 #   4. one file of the destination copy is removed before the cutover
+#   5. a round's flush of the destination fails and loses what the round
+#      wrote (faultfs SIGRTMIN+1): the rollback must take those blocks from
+#      the journal, not from the destination
 #
 # The copy is slowed down (--rate 1, 4 MiB of data) so that the fault hits
 # it while it runs.
@@ -149,4 +152,25 @@ df_assert_rolled_back() {
 	df_assert_failed "the destination copy of vm1.nvram"
 	assert_not_exist "$DST/vm1"
 	df_assert_rolled_back
+}
+
+@test "a round's flush of the destination fails and loses what the round wrote: failed (Input/output error), rolled back from the journal's copy" {
+	local back=$BATS_TEST_TMPDIR/back ffs=$BATS_TEST_TMPDIR/ffs hold=$BATS_TEST_TMPDIR/hold
+	local -a RFS_LAUNCHER=(env "RELOCFS_FAILPOINT_HOLD=round-sealed:$hold")
+	faultfs_require
+	rfs_tmpfs "$back" 256m
+	faultfs_mount "$back" "$ffs"
+	mkdir "$ffs/dst"
+	DST=$ffs/dst
+	reloc_mount
+	reloc_writer_start w "$MNT/vm1/disk-flat.vmdk" --seed 65 --interval 0.002
+	reloc_migrate vm1 "$DST" --manual-cutover --pause-budget 1
+	# the first round has sealed a generation of the writer's blocks
+	rfs_wait_file "$hold" 60
+	faultfs_fail_lossy "$ffs"
+	rm -f -- "$hold"
+	df_assert_failed "Input/output error"
+	faultfs_heal "$ffs"
+	df_assert_rolled_back
+	assert_equal "$(ls -A "$back/dst")" ""
 }

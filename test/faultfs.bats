@@ -14,6 +14,8 @@
 #     reads, listings, unlink and rename work; SIGUSR2 heals
 #   - with SIGRTMIN only directory flushes fail: a rename goes through and
 #     is kept, its directory's fsync fails; SIGUSR2 heals
+#   - with SIGRTMIN+1 a file's fsync fails and loses its pending writes,
+#     through the mount too; SIGUSR2 heals
 #   - inode numbers are the backing ones, objects belong to their creator
 
 bats_require_minimum_version 1.5.0
@@ -391,6 +393,31 @@ print(" / ".join(res))' "$FFS/d"
 	faultfs_heal "$FFS"
 	run sync -- "$FFS/d"
 	assert_success
+}
+
+@test "faultfs: SIGRTMIN+1 makes a file's fsync fail with EIO and lose its pending writes, also from the kernel's cache; SIGUSR2 heals" {
+	faultfs_mount "$BACK" "$FFS"
+	printf 'old!' >"$FFS/f"
+	sync -- "$FFS/f"
+	faultfs_fail_lossy "$FFS"
+	run pyfs '
+f = sys.argv[1]
+fd = os.open(f, os.O_RDWR)
+os.pwrite(fd, b"new!", 0)
+seen = os.pread(fd, 4, 0)
+try:
+    os.fsync(fd)
+    res = "fsync ok"
+except OSError as e:
+    res = "fsync " + errno.errorcode[e.errno]
+print(seen.decode(), res, os.pread(fd, 4, 0).decode())' "$FFS/f"
+	assert_success
+	assert_output "new! fsync EIO old!"
+	assert_equal "$(cat "$BACK/f")" "old!"
+	faultfs_heal "$FFS"
+	printf 'new!' >"$FFS/f"
+	sync -- "$FFS/f"
+	assert_equal "$(cat "$BACK/f")" "new!"
 }
 
 @test "faultfs: objects belong to their creator; modes are checked by the kernel" {

@@ -16,6 +16,8 @@
 #   faultfs_fail MNT             from now on writes fail with EIO (SIGUSR1)
 #   faultfs_fail_dirsync MNT     from now on only fsyncdir fails with EIO
 #                                (SIGRTMIN)
+#   faultfs_fail_lossy MNT       from now on fsync of a file fails with EIO
+#                                and loses its pending writes (SIGRTMIN+1)
 #   faultfs_heal MNT             back to normal (SIGUSR2)
 #   faultfs_pid MNT              the pid of MNT's daemon
 
@@ -115,6 +117,22 @@ faultfs_fail_dirsync() {
 		[ "$n" -lt 200 ] || { fail "faultfs at $1 still flushes directories 10 s after SIGRTMIN"; return 1; }
 		sleep 0.05
 	done
+}
+
+# faultfs_fail_lossy MNT: a failed fsync loses the file's pending writes
+# from now on. Returns once the daemon has taken the signal (a probe file's
+# fsync fails).
+faultfs_fail_lossy() {
+	local pid n=0 p=$1/.faultfs-lossy-probe
+	pid=$(faultfs_pid "$1")
+	[ -n "$pid" ] || { fail "no faultfs daemon known for $1"; return 1; }
+	kill -RTMIN+1 "$pid"
+	while dd if=/dev/zero of="$p" bs=512 count=1 conv=fsync status=none 2>/dev/null; do
+		n=$((n + 1))
+		[ "$n" -lt 200 ] || { rm -f -- "$p"; fail "faultfs at $1 still flushes files 10 s after SIGRTMIN+1"; return 1; }
+		sleep 0.05
+	done
+	rm -f -- "$p"
 }
 
 # faultfs_heal MNT: back to normal; returns once a probe mkdir and an fsync

@@ -37,7 +37,11 @@
  *    work (so that a partial copy can be removed). SIGRTMIN makes only
  *    fsyncdir fail with EIO: a directory whose flush fails while every
  *    other operation works (renames in it then happened, but a power cut
- *    may or may not keep them; faultfs keeps them). SIGUSR2 heals both.
+ *    may or may not keep them; faultfs keeps them). SIGRTMIN+1 makes
+ *    fsync and fdatasync of a file fail with EIO and lose its pending
+ *    changes, as a disk whose writeback fails may (the pages are then
+ *    clean, and a later read finds the old data): the backing file shows
+ *    again, also through the kernel's cache of the mount. SIGUSR2 heals all.
  *
  * Objects created through the mount belong to the caller (as on a local
  * filesystem): faultfs (root) creates them, then chowns them; in a
@@ -82,6 +86,8 @@
 
 static volatile sig_atomic_t failing;		/* SIGUSR1 .. SIGUSR2 */
 static volatile sig_atomic_t failing_dirsync;	/* SIGRTMIN .. SIGUSR2 */
+static volatile sig_atomic_t failing_lossy;	/* SIGRTMIN+1 .. SIGUSR2 */
+static struct fuse_session *session;		/* for cache invalidations */
 static bool tracing;			/* FAULTFS_TRACE set: log overlay events */
 
 #define TRACE(...)						\
@@ -572,6 +578,15 @@ static int ov_flush(struct ov *ov, int fd, bool datasync)
 	ov->dirty = false;
 	ov->base_limit = ov->size;
 	return 0;
+}
+
+/* Under ov->mu: a failed flush lost the pending changes. */
+static void ov_lose(struct ov *ov)
+{
+	TRACE("ino %llu: flush failed, %zu pending pages lost\n", (unsigned long long)ov->ino,
+	      ov->npages);
+	pages_free(ov);
+	ov->dirty = false;
 }
 
 /* ---------------------------------------------------------------- inodes */
@@ -1246,8 +1261,21 @@ static void ffs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_
 	struct fh *fh = fh_of(fi);
 	int ret;
 
-	(void)ino;
 	FAIL_IF_FAILING(req);
+	if (failing_lossy) {
+		if (fh->ov != NULL) {
+			pthread_mutex_lock(&fh->ov->mu);
+			ov_lose(fh->ov);
+			pthread_mutex_unlock(&fh->ov->mu);
+		}
+		/* The kernel's cache of the mount still holds what was lost.
+		 * Before the reply, so that no read after the fsync finds it:
+		 * the invalidation takes no lock the fsync holds (without
+		 * writeback caching, no page of the mount is dirty). */
+		fuse_lowlevel_notify_inval_inode(session, ino, 0, 0);
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	if (fh->ov == NULL) {
 		ret = (datasync ? fdatasync(fh->fd) : fsync(fh->fd)) < 0 ? -errno : 0;
 	} else {
@@ -1568,14 +1596,20 @@ static void on_signal(int sig)
 		failing_dirsync = 1;
 		return;
 	}
+	if (sig == SIGRTMIN + 1) {
+		failing_lossy = 1;
+		return;
+	}
 	failing = sig == SIGUSR1;
 	failing_dirsync = 0;
+	failing_lossy = 0;
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: faultfs BACKDIR MOUNTPOINT [-f] [-d] [-s] [-o FUSE_OPTIONS]\n"
-		   "  (test tool: holds writes until fsync; SIGUSR1 fails writes with EIO, SIGRTMIN fsyncdir only, SIGUSR2 heals)\n");
+		   "  (test tool: holds writes until fsync; SIGUSR1 fails writes with EIO, SIGRTMIN fsyncdir only,\n"
+		   "   SIGRTMIN+1 fsync loses pending writes, SIGUSR2 heals)\n");
 }
 
 int main(int argc, char *argv[])
@@ -1618,7 +1652,7 @@ int main(int argc, char *argv[])
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGUSR1, &sa, NULL) < 0 || sigaction(SIGUSR2, &sa, NULL) < 0 ||
-	    sigaction(SIGRTMIN, &sa, NULL) < 0) {
+	    sigaction(SIGRTMIN, &sa, NULL) < 0 || sigaction(SIGRTMIN + 1, &sa, NULL) < 0) {
 		perror("faultfs: sigaction");
 		return 1;
 	}
@@ -1647,6 +1681,7 @@ int main(int argc, char *argv[])
 	se = fuse_session_new(&args, &ffs_ops, sizeof(ffs_ops), NULL);
 	if (se == NULL)
 		goto out;
+	session = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_destroy;
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
