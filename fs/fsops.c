@@ -180,6 +180,14 @@ static int wait_durable(struct home *h)
 	return ret;
 }
 
+/* Changes that do not wait for the destination's flush (writes, truncation,
+ * attributes) still fail once it has failed: the recovery at the next mount
+ * would undo them too. */
+static int durable_failed(const struct home *h)
+{
+	return h == NULL ? 0 : __atomic_load_n(&h->durable_err, __ATOMIC_RELAXED);
+}
+
 /* The home a child of dir named name belongs to. */
 static struct home *child_home(struct fs *fs, struct inode *dir, const char *name)
 {
@@ -470,8 +478,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	char path[PROC_PATH_MAX];
 	bool meta = false;
 	struct stat st;
-	int ret = 0;
+	int ret = durable_failed(h);
 
+	if (ret < 0)
+		goto out;
 	proc_path(path, inode->fd);
 	if (valid & FUSE_SET_ATTR_MODE) {
 		mode_t mode = chmod_mode(req, inode, attr, valid);
@@ -916,8 +926,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int flags = backing_flags(fs, fi->flags);
 	char path[PROC_PATH_MAX];
 	struct open_file *of;
-	int fd, ret = 0;
+	int fd, ret = (fi->flags & O_TRUNC) ? durable_failed(h) : 0;
 
+	if (ret < 0)
+		goto out;
 	/* While relocating, the base stays frozen: truncation is journaled. */
 	if (inode->rfile != NULL)
 		flags &= ~O_TRUNC;
@@ -1024,14 +1036,13 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			goto out;
 		n = 0;	/* rolled back: on the source, below */
 	}
+	n = (of->flags & (O_SYNC | O_DSYNC)) ? wait_durable(h) : durable_failed(h);
+	if (n < 0)
+		goto out;
 	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
-		if (of->flags & (O_SYNC | O_DSYNC))
-			n = wait_durable(h);
-		if (n == 0) {
-			n = pwrite(of->fd, in->buf[0].mem, size, off);
-			if (n < 0)
-				n = -errno;
-		}
+		n = pwrite(of->fd, in->buf[0].mem, size, off);
+		if (n < 0)
+			n = -errno;
 	} else {
 		struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
 
@@ -1375,12 +1386,14 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
 	struct inode *inode = inode_of(req, ino);
 	struct home *h = gate_enter(inode->home);
-	int fd = openat(inode->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int err = 0;
+	int fd = -1, err = -wait_durable(h);
 
 	(void)fi;
-	if (fd < 0 || (datasync ? fdatasync(fd) : fsync(fd)) < 0)
-		err = errno;
+	if (err == 0) {
+		fd = openat(inode->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || (datasync ? fdatasync(fd) : fsync(fd)) < 0)
+			err = errno;
+	}
 	if (fd >= 0)
 		close(fd);
 	gate_leave(h);
@@ -1417,12 +1430,16 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	}
 	h = gate_enter(inode->home);
 	proc_path(path, inode->fd);
+	err = -durable_failed(h);
+	if (err != 0)
+		goto out;
 	if (strcmp(name, XATTR_CAPS) == 0)
 		__atomic_store_n(&inode->no_caps, 0, __ATOMIC_RELAXED);
 	if (setxattr(path, name, value, size, flags) < 0)
 		err = errno;
 	else
 		mirror_attr(h, inode);
+out:
 	gate_leave(h);
 	fuse_reply_err(req, err);
 }
@@ -1516,10 +1533,14 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	}
 	h = gate_enter(inode->home);
 	proc_path(path, inode->fd);
+	err = -durable_failed(h);
+	if (err != 0)
+		goto out;
 	if (removexattr(path, name) < 0)
 		err = errno;
 	else
 		mirror_attr(h, inode);
+out:
 	gate_leave(h);
 	fuse_reply_err(req, err);
 }
@@ -1529,8 +1550,10 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 {
 	struct open_file *of = of_of(fi);
 	struct home *h = gate_enter(of->inode->home);
-	int ret = 0;
+	int ret = durable_failed(h);
 
+	if (ret < 0)
+		goto out;
 	if (of->inode->rfile != NULL) {
 		ret = reloc_file_fallocate(h->reloc, of->inode->rfile, mode, offset, length);
 		if (ret == 0 || !wait_rollback(h, of->inode))
@@ -1576,6 +1599,9 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 	(void)ino_in;
 	gate_pair(h1, h2);
+	n = durable_failed(h2);
+	if (n < 0)
+		goto out;
 	/* Journaled files: the kernel falls back to reads and writes. */
 	if (in->inode->rfile != NULL || out->inode->rfile != NULL)
 		n = -EOPNOTSUPP;
@@ -1584,6 +1610,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		n = -errno;
 	if (n > 0)
 		kill_suidgid_unflagged(req, out, ino_out);
+out:
 	ungate_pair(h1, h2);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);

@@ -372,8 +372,9 @@ static void host_durable(void *home, int err)
 	struct home *h = home;
 
 	pthread_mutex_lock(&h->files_lock);
-	h->durable_err = err;
-	h->flushing = false;
+	/* Before flushing drops: wait_durable reads both without the lock. */
+	__atomic_store_n(&h->durable_err, err, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->flushing, false, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&h->flush_cond);
 	pthread_mutex_unlock(&h->files_lock);
 }
@@ -552,6 +553,15 @@ int home_migrate(struct fs *fs, const struct migrate_req *req, uint64_t *id,
 		pthread_mutex_unlock(&fs->homes_lock);
 		snprintf(err, errlen, "%s is already relocating", h->name);
 		return -EBUSY;
+	}
+	/* Its last move waits for the recovery at the next mount, which
+	 * needs the placement it recorded. */
+	if (__atomic_load_n(&h->durable_err, __ATOMIC_RELAXED) != 0) {
+		pthread_mutex_unlock(&fs->homes_lock);
+		snprintf(err, errlen, "the last relocation of %s could not be made durable (%s); "
+			 "unmount and mount relocfs again, so that its recovery completes it",
+			 h->name, strerror(-h->durable_err));
+		return -EIO;
 	}
 	e = calloc(1, sizeof(*e));
 	if (e == NULL) {

@@ -2078,15 +2078,18 @@ static int record_cutover(struct reloc *r)
  * that waited for it go on. Until the state says cleanup, the journal is the
  * durable copy of the last generation, and a recovery replays it onto D;
  * acknowledging no fsync meanwhile keeps that replay from undoing one. So
- * if this fails, those operations fail too, until the next mount. */
-static int flush_dest(struct reloc *r)
+ * if this fails, those operations fail too, until the next mount. *step
+ * names what failed. */
+static int flush_dest(struct reloc *r, const char **step)
 {
 	int ret = treeutil_sync_tree(r->dst_home_fd);
 
+	*step = "flushing the destination";
 	if (ret == 0 && fsync(r->dst_ds_fd) < 0)
 		ret = -errno;
 	if (ret == 0) {
 		failpoint("flush-done");
+		*step = "recording it in the state dir";
 		ret = record_cutover(r);
 	}
 	r->host->durable(r->host_home, ret);
@@ -2258,6 +2261,7 @@ static int converge_until_cutover(struct reloc *r)
 static void *reloc_thread(void *arg)
 {
 	struct reloc *r = arg;
+	const char *step = NULL;
 	bool attached = false;
 	int ret;
 
@@ -2297,15 +2301,14 @@ static void *reloc_thread(void *arg)
 		goto out_rollback;
 	}
 	failpoint("cutover-resumed");
-	ret = flush_dest(r);
+	ret = flush_dest(r, &step);
 	if (ret < 0) {
 		/* The journal and the source stay: the next mount's recovery
 		 * replays the journal onto the destination. */
 		pthread_mutex_lock(&r->lock);
-		snprintf(r->error, sizeof(r->error), "flushing the destination after the cutover "
-			 "failed: %s; the journal is kept in %s for recovery at the next mount, and "
-			 "until then fsync and namespace changes in the home fail", strerror(-ret),
-			 r->rdir_name);
+		snprintf(r->error, sizeof(r->error), "after the cutover, %s failed: %s; the journal "
+			 "in %s and the source copy stay for the recovery at the next mount, and "
+			 "until then changes to the home fail", step, strerror(-ret), r->rdir_name);
 		pthread_mutex_unlock(&r->lock);
 		log_error("relocation %llu of %s: %s", (unsigned long long)r->id, r->home, r->error);
 		reloc_set_phase_mem(r, RELOC_DONE);

@@ -417,8 +417,8 @@ os.close(fd)' "$MNT/vm1/vm1.nvram"
 	rm -f -- "$hold"
 	reloc_wait_phase "$RELOC_ID" done 60
 	run rq get "$RELOC_ID" error
-	assert_output --partial "flushing the destination after the cutover failed: Input/output error"
-	assert_output --partial "fsync and namespace changes in the home fail"
+	assert_output --partial "after the cutover, flushing the destination failed: Input/output error"
+	assert_output --partial "until then changes to the home fail"
 	grep -q "home vm1: the placement naming .* is in the state dir, but flushing the state dir failed" \
 		"$RFS_LOG" || fail "no warning about the unflushed placement: $(tail -n 20 -- "$RFS_LOG")"
 	reloc_assert_home_on vm1 "$DST"
@@ -430,6 +430,24 @@ os.fsync(fd)' "$MNT/vm1/vm1.nvram"
 	run mkdir -- "$MNT/vm1/newdir"
 	assert_failure
 	assert_output --partial "Input/output error"
+	# nor does any other change: the recovery's replay would undo it
+	run --separate-stderr "$RFS_PY" -c 'import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+res = []
+for name, f in (("write", lambda: os.pwrite(fd, b"x", 0)), ("truncate", lambda: os.ftruncate(fd, 1)),
+                ("chmod", lambda: os.fchmod(fd, 0o600)), ("setxattr", lambda: os.setxattr(fd, "user.x", b"1"))):
+    try:
+        f(); res.append(name + " ok")
+    except OSError as e:
+        res.append(name + " " + errno.errorcode[e.errno])
+print(" / ".join(res))' "$MNT/vm1/vm1.nvram"
+	assert_success
+	assert_output "write EIO / truncate EIO / chmod EIO / setxattr EIO"
+	# and no new relocation of the home until the recovery has run
+	mkdir -- "$FFS/other"
+	run rctl migrate "$MNT/vm1" --to "$FFS/other"
+	assert_failure
+	assert_output --partial "the last relocation of vm1 could not be made durable (Input/output error); unmount and mount relocfs again"
 	pc_cut
 	pc_restart
 	pc_check forward

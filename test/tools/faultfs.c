@@ -1590,13 +1590,15 @@ static const struct fuse_lowlevel_ops ffs_ops = {
 
 /* ---------------------------------------------------------------- main */
 
+static int sig_rtmin;	/* SIGRTMIN is a libc call: read once, before the handler */
+
 static void on_signal(int sig)
 {
-	if (sig == SIGRTMIN) {
+	if (sig == sig_rtmin) {
 		failing_dirsync = 1;
 		return;
 	}
-	if (sig == SIGRTMIN + 1) {
+	if (sig == sig_rtmin + 1) {
 		failing_lossy = 1;
 		return;
 	}
@@ -1647,12 +1649,13 @@ int main(int argc, char *argv[])
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 
+	sig_rtmin = SIGRTMIN;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGUSR1, &sa, NULL) < 0 || sigaction(SIGUSR2, &sa, NULL) < 0 ||
-	    sigaction(SIGRTMIN, &sa, NULL) < 0 || sigaction(SIGRTMIN + 1, &sa, NULL) < 0) {
+	    sigaction(sig_rtmin, &sa, NULL) < 0 || sigaction(sig_rtmin + 1, &sa, NULL) < 0) {
 		perror("faultfs: sigaction");
 		return 1;
 	}

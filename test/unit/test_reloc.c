@@ -1528,7 +1528,7 @@ static void test_placement_unflushed_keeps_source(void)
 	CHECK(finish(&st));
 	printf("# error: %s\n", st.error);
 	CHECK_STR(reloc_phase_name(st.phase), "done");
-	CHECK(strstr(st.error, "flushing the destination after the cutover failed") != NULL);
+	CHECK(strstr(st.error, "after the cutover, recording it in the state dir failed") != NULL);
 	CHECK(strstr(st.error, strerror(EIO)) != NULL);
 	CHECK_EQ(host_get(&host.flips), 1);
 	CHECK_EQ(host_get(&host.placement_syncs), 5);	/* RECORD_TRIES */
