@@ -160,8 +160,8 @@ static bool wait_rollback(struct home *h, const struct inode *inode)
 }
 
 /* Right after a cutover, what must be durable waits until the destination
- * is (see flush_dest in src/reloc.c). Called with the gate held shared:
- * the flush does not need the gate. If the destination could not be made
+ * is (see flush_dest in src/reloc.c). Called with h's gate held shared, or
+ * none: the flush needs no gate. If the destination could not be made
  * durable, the error: until recovery at the next mount has replayed the
  * journal onto the destination, nothing done there may be acknowledged,
  * as that replay would undo it. */
@@ -650,6 +650,29 @@ static void ungate_pair(struct home *a, struct home *b)
 		gate_leave(b);
 }
 
+static bool is_flushing(const struct home *h)
+{
+	return h != NULL && __atomic_load_n(&h->flushing, __ATOMIC_ACQUIRE);
+}
+
+/* gate_pair for a change that must wait for the homes' flushes: waits
+ * outside the gates, since waiting for one home's flush while holding the
+ * other's gate would hold up that other home's cutover pause. Returns with
+ * both gates held, and the error of a home that could not be made durable. */
+static int gate_pair_durable(struct home *a, struct home *b)
+{
+	for (;;) {
+		int ret = wait_durable(a);
+
+		if (ret == 0)
+			ret = wait_durable(b);
+		gate_pair(a, b);
+		if (ret < 0 || (!is_flushing(a) && !is_flushing(b)))
+			return ret;
+		ungate_pair(a, b);	/* a flip came in between: again */
+	}
+}
+
 /* Crossing homes while one relocates would leave data behind. */
 static bool cross_relocating(struct home *a, struct home *b)
 {
@@ -667,8 +690,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	char path[PROC_PATH_MAX];
 	int ret;
 
-	gate_pair(inode->home, h);
-	ret = wait_durable(h);
+	/* The object's home changes too (its link count). */
+	ret = gate_pair_durable(inode->home, h);
 	if (ret < 0)
 		goto out;
 	/* A link cannot span two datastores, nor a home while it moves. */
@@ -765,10 +788,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	bool both_root = is_root(fs, d1) && is_root(fs, d2);
 	int fd1, fd2, ret = 0;
 
-	gate_pair(h1, h2);
-	ret = wait_durable(h1);
-	if (ret == 0)
-		ret = wait_durable(h2);
+	ret = gate_pair_durable(h1, h2);
 	if (ret < 0)
 		goto out;
 	fd1 = dir_fd_for(fs, d1, h1);

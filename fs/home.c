@@ -471,7 +471,7 @@ int home_migrate(struct fs *fs, const struct migrate_req *req, uint64_t *id,
 	struct stat st;
 	uint64_t need = 0;
 	struct home *h;
-	int ret;
+	int ret, derr;
 
 	if (!valid_name(req->home)) {
 		snprintf(err, errlen, "'%s' is not a home of %s", req->home, fs->mountpoint);
@@ -556,11 +556,12 @@ int home_migrate(struct fs *fs, const struct migrate_req *req, uint64_t *id,
 	}
 	/* Its last move waits for the recovery at the next mount, which
 	 * needs the placement it recorded. */
-	if (__atomic_load_n(&h->durable_err, __ATOMIC_RELAXED) != 0) {
+	derr = __atomic_load_n(&h->durable_err, __ATOMIC_RELAXED);
+	if (derr != 0) {
 		pthread_mutex_unlock(&fs->homes_lock);
 		snprintf(err, errlen, "the last relocation of %s could not be made durable (%s); "
 			 "unmount and mount relocfs again, so that its recovery completes it",
-			 h->name, strerror(-h->durable_err));
+			 h->name, strerror(-derr));
 		return -EIO;
 	}
 	e = calloc(1, sizeof(*e));

@@ -460,7 +460,7 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 		cur = source;
 	if (strcmp(cur, st.to) == 0 && phase_is(&st, "cutover", NULL, NULL)) {
 		/* Flipped, but the destination may not be durable yet: the
-		 * journal is. Nothing was acknowledged since (fsyncs waited). */
+		 * journal is. No fsync was acknowledged since (they waited). */
 		s = open_home(st.from, st.home);
 		d = open_home(st.to, st.home);
 		if (s < 0 || d < 0) {

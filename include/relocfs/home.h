@@ -28,8 +28,9 @@ struct home {
 	struct open_file *files;	/* open regular files, for the flip */
 	/* Between a flip and the destination being durable: fsync,
 	 * synchronous writes and namespace changes wait on flush_cond. If it
-	 * could not be made durable they fail with durable_err until the
-	 * next mount (whose recovery finishes the move). */
+	 * could not be made durable, every change to the home fails with
+	 * durable_err until the next mount (whose recovery finishes the
+	 * move). */
 	bool flushing;
 	int durable_err;		/* negative errno, or 0 */
 	pthread_cond_t flush_cond;	/* with files_lock */

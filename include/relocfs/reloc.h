@@ -58,7 +58,8 @@ struct reloc_host {
 	int (*placement_sync)(void *home);
 	/* After the flip: the destination is durable (err 0), and operations
 	 * that wait for that (fsync, synchronous writes, namespace changes)
-	 * go on; or it could not be made so, and they fail with err. */
+	 * go on; or it could not be made so, and they, and every other change
+	 * to the home, fail with err. */
 	void (*durable)(void *home, int err);
 	/* (quiesced) Serve the home from the source again, bypassing the
 	 * engine. */

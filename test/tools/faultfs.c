@@ -41,7 +41,10 @@
  *    fsync and fdatasync of a file fail with EIO and lose its pending
  *    changes, as a disk whose writeback fails may (the pages are then
  *    clean, and a later read finds the old data): the backing file shows
- *    again, also through the kernel's cache of the mount. SIGUSR2 heals all.
+ *    again, also through the kernel's cache of the mount (an invalidation
+ *    sent from the fsync handler: with -s, a read the kernel waits for
+ *    meanwhile could not be served, so do not combine the two). SIGUSR2
+ *    heals all.
  *
  * Objects created through the mount belong to the caller (as on a local
  * filesystem): faultfs (root) creates them, then chowns them; in a
