@@ -1463,12 +1463,14 @@ static int write_pending(struct reloc *r, struct rfile *f, int fd, const struct 
 	return 0;
 }
 
-/* Applies f's journal records of generation gen (0: all) to D and points
- * the index at D for them. A round (flush_ns set) flushes D first, adding
- * the time to *flush_ns: a block leaves the journal's care only once D has
- * it on disk, so that a failed flush leaves the rollback the journal's copy,
- * not D's pages, which the failure may have dropped. The cutover's apply,
- * in the pause, flushes after it. Returns the bytes applied or -errno. */
+/* Applies f's journal records of generation gen (0: all) to D. A round
+ * (flush_ns set) flushes D, adding the time to *flush_ns, and only then
+ * points the index at D for those blocks: a failed flush leaves the
+ * rollback the journal's copy, not D's pages, which the failure may have
+ * dropped. The cutover's apply, in the pause, leaves the index as it is:
+ * after the flip nobody reads it, and if the flip fails the rollback takes
+ * every block from the journal, none of whose generations is dropped by
+ * then. Returns the bytes applied or -errno. */
 static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *buf,
 			  uint64_t *flush_ns)
 {
@@ -1524,6 +1526,9 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 	}
 	if (ret < 0)
 		goto out;
+	ret = (ssize_t)(c.n * BS);
+	if (!round)
+		goto out;
 	pthread_rwlock_wrlock(&f->lock);
 	for (size_t i = 0; i < c.n; i++) {
 		struct extmap_ent e;
@@ -1535,10 +1540,8 @@ static ssize_t apply_dest(struct reloc *r, struct rfile *f, uint32_t gen, char *
 	}
 	/* Into the bitmap now, not in the next walk, which may be the
 	 * cutover's, in the pause. */
-	if (round)
-		extmap_settle(&f->map);
+	extmap_settle(&f->map);
 	pthread_rwlock_unlock(&f->lock);
-	ret = (ssize_t)(c.n * BS);
 out:
 	free(c.v);
 	return ret;
