@@ -5,8 +5,8 @@
  * The points, in the order a relocation passes them:
  *   prepare-tree copy-start copy-chunk copy-done round-sealed round-applied
  *   round-dropped ready verify-done cutover-state cutover-applied
- *   flip-committed cutover-flipped cutover-resumed flush-done cleanup-state
- *   cleanup-source cleanup-journal
+ *   flip-committed cutover-flipped cutover-resumed flush-done
+ *   cutover-journal-dropped cleanup-state cleanup-source cleanup-journal
  * on a rollback: rollback-round rollback-quiesced rollback-restored
  *   rollback-state rollback-removed
  * and in recovery at mount: recover-replayed recover-committed.

@@ -2056,6 +2056,72 @@ static int cutover(struct reloc *r)
 	return ret;
 }
 
+static int gen_of(const char *name, uint32_t *gen)
+{
+	unsigned g;
+	char tail;
+
+	if (strlen(name) != 12 || sscanf(name, "gen-%8x%c", &g, &tail) != 1)
+		return -EINVAL;
+	*gen = g;
+	return 0;
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* After the flip and D's flush, D holds every journaled block on disk:
+ * the journal is no longer needed, by a recovery either (what its replay
+ * would write is in D already). Deleting it before the cutover is recorded
+ * frees the state dir, which the journal may have filled. Oldest first,
+ * each deletion flushed: a crash leaves the newest generations, whose
+ * replay onto D, in order, changes nothing. */
+static void drop_journal(struct reloc *r)
+{
+	uint32_t *gens = NULL, g;
+	size_t n = 0, cap = 0;
+	struct journal *j;
+	DIR *dp;
+
+	pthread_mutex_lock(&r->lock);
+	j = r->j;
+	r->j = NULL;
+	pthread_mutex_unlock(&r->lock);
+	journal_close(j);
+	dp = treeutil_opendir(r->rdir_fd, ".");
+	if (dp == NULL)
+		return;
+	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
+		if (gen_of(de->d_name, &g) < 0)
+			continue;
+		if (n == cap) {
+			uint32_t *v = realloc(gens, (cap ? cap * 2 : 16) * sizeof(*v));
+
+			if (v == NULL)
+				goto out;	/* the journal stays: still correct */
+			gens = v;
+			cap = cap ? cap * 2 : 16;
+		}
+		gens[n++] = g;
+	}
+	qsort(gens, n, sizeof(*gens), u32_cmp);
+	for (size_t i = 0; i < n; i++) {
+		char name[32];
+
+		journal_gen_name(gens[i], name, sizeof(name));
+		if (unlinkat(r->rdir_fd, name, 0) < 0 || fsync(r->rdir_fd) < 0)
+			break;
+	}
+	failpoint("cutover-journal-dropped");
+out:
+	closedir(dp);
+	free(gens);
+}
+
 /* The placement naming D, then the phase cleanup, durable in the state
  * dir. Both write new files, so a failure is worth trying again (unlike a
  * failed fsync of D, whose lost pages may since look clean). */
@@ -2092,6 +2158,7 @@ static int flush_dest(struct reloc *r, const char **step)
 		ret = -errno;
 	if (ret == 0) {
 		failpoint("flush-done");
+		drop_journal(r);
 		*step = "recording it in the state dir";
 		ret = record_cutover(r);
 	}
@@ -2309,7 +2376,7 @@ static void *reloc_thread(void *arg)
 		/* The journal and the source stay: the next mount's recovery
 		 * replays the journal onto the destination. */
 		pthread_mutex_lock(&r->lock);
-		snprintf(r->error, sizeof(r->error), "after the cutover, %s failed: %s; the journal "
+		snprintf(r->error, sizeof(r->error), "after the cutover, %s failed: %s; the state "
 			 "in %s and the source copy stay for the recovery at the next mount, and "
 			 "until then changes to the home fail", step, strerror(-ret), r->rdir_name);
 		pthread_mutex_unlock(&r->lock);

@@ -196,6 +196,40 @@ crash_check_data() {
 	reloc_assert_no_journal
 }
 
+@test "a state dir full when the cutover is to be recorded: the journal, not needed once the destination is flushed, is deleted first and frees it; the relocation completes" {
+	local hold=$BATS_TEST_TMPDIR/hold id
+	local -a RFS_LAUNCHER=(env "RELOCFS_FAILPOINT_HOLD=cutover-resumed:$hold")
+	rfs_tmpfs "$STATE" 8m
+	reloc_mount
+	head -c 2M /dev/urandom >"$BATS_TEST_TMPDIR/r1"
+	# a budget that takes the whole journal into the pause: no round
+	reloc_migrate vm1 "$DST" --manual-cutover --pause-budget 5000
+	id=$RELOC_ID
+	reloc_wait_phase "$id" ready
+	run dd if="$BATS_TEST_TMPDIR/r1" of="$MNT/vm1/disk-flat.vmdk" bs=64k conv=notrunc,fsync status=none
+	assert_success
+	run -0 rctl cutover "$MNT/vm1"
+	# flipped; the state dir's filesystem is then filled up
+	rfs_wait_file "$hold" 60
+	run dd if=/dev/zero of="$STATE/filler" bs=64k status=none
+	assert_failure
+	assert_output --partial "No space left on device"
+	rm -f -- "$hold"
+	reloc_wait_phase "$id" done 60
+	assert_equal "$(rq get "$id" error)" ""
+	cmp -n 2097152 -- "$BATS_TEST_TMPDIR/r1" "$MNT/vm1/disk-flat.vmdk"
+	cmp -n 2097152 -- "$BATS_TEST_TMPDIR/r1" "$DST/vm1/disk-flat.vmdk"
+	reloc_assert_home_on vm1 "$DST"
+	assert_not_exist "$SRC/vm1"
+	reloc_assert_no_journal
+	rm -f -- "$STATE/filler"
+	# and the next mount finds nothing to recover
+	reloc_umount
+	reloc_mount
+	reloc_assert_home_on vm1 "$DST"
+	! grep -q "recovery:" "$RFS_LOG" || fail "a recovery ran: $(grep recovery: "$RFS_LOG")"
+}
+
 @test "a home's datastore gone at mount: relocfs refuses rather than serve the home from elsewhere" {
 	reloc_mount
 	reloc_migrate vm1 "$DST" --wait --keep-source

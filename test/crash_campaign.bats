@@ -7,7 +7,7 @@
 # is persisted. Every acknowledged write survives, the home is on exactly one
 # datastore, nothing is left in the state dir. See test/lib/campaign.bash.
 #
-# 38 kills at 25 distinct failpoints (every one src/failpoint.c lists).
+# 39 kills at 26 distinct failpoints (every one src/failpoint.c lists).
 
 bats_require_minimum_version 1.5.0
 
@@ -47,6 +47,7 @@ teardown() { campaign_teardown; }
 @test "kill at cutover-flipped: rolled forward" { campaign cutover-flipped forward run; }
 @test "kill at cutover-resumed: rolled forward" { campaign cutover-resumed forward run; }
 @test "kill at flush-done: rolled forward" { campaign flush-done forward run; }
+@test "kill at cutover-journal-dropped: rolled forward" { campaign cutover-journal-dropped forward run; }
 @test "kill at cleanup-state: rolled forward" { campaign cleanup-state forward run; }
 @test "kill at cleanup-journal: rolled forward, the source copy removed" { campaign cleanup-journal forward run; }
 @test "kill at cleanup-source: rolled forward" { campaign cleanup-source forward run; }

@@ -393,6 +393,10 @@ os.close(fd)' "$MNT/vm1/vm1.nvram"
 	pc cutover-resumed forward run
 }
 
+@test "power cut after the journal was deleted at the cutover, before the state says cleanup: rolled forward" {
+	pc cutover-journal-dropped forward run
+}
+
 @test "power cut after the destination flush, with the state at cleanup: rolled forward" {
 	pc cleanup-state forward run
 }
