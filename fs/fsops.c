@@ -162,9 +162,10 @@ static bool wait_rollback(struct home *h, const struct inode *inode)
 /* Right after a cutover, what must be durable waits until the destination
  * is (see flush_dest in src/reloc.c). Called with h's gate held shared, or
  * none: the flush needs no gate. If the destination could not be made
- * durable, the error: until recovery at the next mount has replayed the
- * journal onto the destination, nothing done there may be acknowledged,
- * as that replay would undo it. */
+ * durable, the error: until recovery at the next mount has completed the
+ * move (replaying the journal onto the destination, or rolling forward
+ * from the source's names and attributes), nothing done there may be
+ * acknowledged, as that recovery would undo it. */
 static int wait_durable(struct home *h)
 {
 	int ret;

@@ -573,14 +573,19 @@ static void check_journal_limit(struct reloc *r)
 }
 
 /* Appends whole blocks [first*BS, first*BS + len) and indexes them;
- * f->lock held for writing. */
+ * f->lock held for writing. size: the file's size once the change is made.
+ * A record that ends past it is followed by a truncation to it: a replay
+ * writes whole blocks, and would otherwise leave the file longer, zero
+ * filled to the block's end. */
 static int journal_blocks(struct reloc *r, struct rfile *f, uint64_t first,
-			  const char *data, size_t len)
+			  const char *data, size_t len, uint64_t size)
 {
 	struct journal_loc loc;
 	int ret;
 
 	ret = journal_append(r->j, JOURNAL_WRITE, f->id, first * BS, len, data, &loc);
+	if (ret == 0 && first * BS + len > size)
+		ret = journal_append(r->j, JOURNAL_TRUNCATE, f->id, size, 0, NULL, NULL);
 	if (ret < 0)
 		return ret;
 	check_journal_limit(r);
@@ -636,7 +641,7 @@ ssize_t reloc_file_write(struct reloc *r, struct rfile *f, const char *buf, size
 		memcpy(s + (start - first * BS), buf, size);
 		data = s;
 	}
-	ret = journal_blocks(r, f, first, data, len);
+	ret = journal_blocks(r, f, first, data, len, end > f->size ? end : f->size);
 	if (ret < 0)
 		goto out;
 	if (end > f->size)
@@ -660,8 +665,10 @@ out:
 	return (ssize_t)size;
 }
 
-/* Zeros [from, to) inside one block that stays in the file; lock held. */
-static int zero_partial(struct reloc *r, struct rfile *f, uint64_t from, uint64_t to)
+/* Zeros [from, to) inside one block that stays in the file, whose size is
+ * then size; lock held. */
+static int zero_partial(struct reloc *r, struct rfile *f, uint64_t from, uint64_t to,
+			uint64_t size)
 {
 	uint64_t block = from / BS;
 	char *s = scratch(BS);
@@ -673,7 +680,7 @@ static int zero_partial(struct reloc *r, struct rfile *f, uint64_t from, uint64_
 	if (ret < 0)
 		return ret;
 	memset(s + (from - block * BS), 0, (size_t)(to - from));
-	return journal_blocks(r, f, block, s, BS);
+	return journal_blocks(r, f, block, s, BS, size);
 }
 
 static int truncate_locked(struct reloc *r, struct rfile *f, uint64_t size)
@@ -689,7 +696,7 @@ static int truncate_locked(struct reloc *r, struct rfile *f, uint64_t size)
 		/* A kept partial block from the index holds stale bytes past
 		 * the new size; B's are cut by b_limit. */
 		if (size % BS != 0 && extmap_get(&f->map, size / BS, NULL) != EXTMAP_NONE) {
-			ret = zero_partial(r, f, size, (size / BS + 1) * BS);
+			ret = zero_partial(r, f, size, (size / BS + 1) * BS, size);
 			if (ret < 0)
 				return ret;
 		}
@@ -739,9 +746,9 @@ int reloc_file_fallocate(struct reloc *r, struct rfile *f, int mode, off_t off, 
 
 		if (start < zend) {
 			if (start % BS != 0)
-				ret = zero_partial(r, f, start, b0 * BS < zend ? b0 * BS : zend);
+				ret = zero_partial(r, f, start, b0 * BS < zend ? b0 * BS : zend, f->size);
 			if (ret == 0 && zend % BS != 0 && zend / BS >= b0)
-				ret = zero_partial(r, f, b1 * BS > start ? b1 * BS : start, zend);
+				ret = zero_partial(r, f, b1 * BS > start ? b1 * BS : start, zend, f->size);
 			if (ret == 0 && b1 > b0)
 				ret = journal_append(r->j, JOURNAL_ZERO, f->id, b0 * BS, (b1 - b0) * BS, NULL, NULL);
 			for (uint64_t b = b0; ret == 0 && b < b1; b++)
@@ -2116,8 +2123,8 @@ static void drop_journal(struct reloc *r)
 		if (unlinkat(r->rdir_fd, name, 0) < 0 || fsync(r->rdir_fd) < 0)
 			break;
 	}
-	failpoint("cutover-journal-dropped");
 out:
+	failpoint("cutover-journal-dropped");
 	closedir(dp);
 	free(gens);
 }
@@ -2144,11 +2151,12 @@ static int record_cutover(struct reloc *r)
 }
 
 /* After the pause: makes the destination durable, then lets the operations
- * that waited for it go on. Until the state says cleanup, the journal is the
- * durable copy of the last generation, and a recovery replays it onto D;
- * acknowledging no fsync meanwhile keeps that replay from undoing one. So
- * if this fails, those operations fail too, until the next mount. *step
- * names what failed. */
+ * that waited for it go on. Until D is flushed, the journal is the durable
+ * copy of the last generation, and a recovery replays it onto D; until the
+ * placement naming D is on disk, a recovery may roll forward from the
+ * source's names and attributes. Acknowledging no fsync meanwhile keeps
+ * either from undoing one. So if this fails, those operations fail too,
+ * until the next mount. *step names what failed. */
 static int flush_dest(struct reloc *r, const char **step)
 {
 	int ret = treeutil_sync_tree(r->dst_home_fd);
@@ -2373,8 +2381,8 @@ static void *reloc_thread(void *arg)
 	failpoint("cutover-resumed");
 	ret = flush_dest(r, &step);
 	if (ret < 0) {
-		/* The journal and the source stay: the next mount's recovery
-		 * replays the journal onto the destination. */
+		/* The state and the source stay (and the journal, if D's
+		 * flush failed): the next mount's recovery completes the move. */
 		pthread_mutex_lock(&r->lock);
 		snprintf(r->error, sizeof(r->error), "after the cutover, %s failed: %s; the state "
 			 "in %s and the source copy stay for the recovery at the next mount, and "

@@ -645,6 +645,26 @@ static bool state_gone(uint64_t id)
 	return fstatat(g_state_fd, name, &st, 0) < 0 && errno == ENOENT;
 }
 
+/* How many journal generations relocation id has in the state dir. */
+static int gens_left(uint64_t id)
+{
+	char name[32];
+	int fd, n = 0;
+	DIR *dp;
+
+	snprintf(name, sizeof(name), "reloc-%llu", (unsigned long long)id);
+	fd = openat(g_state_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (dp = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	for (struct dirent *de; (de = readdir(dp)) != NULL;)
+		n += strncmp(de->d_name, "gen-", 4) == 0;
+	closedir(dp);
+	return n;
+}
+
 static struct reloc_params params(struct reloc_opts opts)
 {
 	struct reloc_params p = {
@@ -1507,8 +1527,9 @@ static void test_flip_failure_rolls_back(void)
 }
 
 /* The flip went on with a placement it could not flush, and flushing it
- * again fails: the source copy and the journal stay for recovery (which
- * rolls forward whichever placement it finds). */
+ * again fails: the source copy and the state stay for recovery (which
+ * rolls forward whichever placement it finds); the journal, no longer
+ * needed once D is flushed, is gone. */
 static void test_placement_unflushed_keeps_source(void)
 {
 	struct reloc_opts o = base_opts;
@@ -1537,6 +1558,7 @@ static void test_placement_unflushed_keeps_source(void)
 	CHECK_EQ(host_get(&host.detaches), 0);
 	CHECK(!gone(home));
 	CHECK(!state_gone(1));
+	CHECK_EQ(gens_left(1), 0);
 	pathf(path, sizeof(path), "%s/%s", g_dst, "vm1/" BIG);
 	CHECK(file_equals_model(path));
 	teardown();
