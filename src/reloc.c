@@ -118,6 +118,7 @@ struct reloc {
 	pthread_mutex_t lock;		/* phase, requests, error, stats below */
 	pthread_cond_t cond;
 	enum reloc_phase phase;
+	enum reloc_phase disk_phase;	/* the last one persisted; relocation thread */
 	bool abort_req;
 	bool cutover_req;
 	bool failed;			/* set by any thread on a destination error */
@@ -211,21 +212,12 @@ static bool reloc_stopping(struct reloc *r)
 	return stop;
 }
 
-/* Persists the phase so that a restarted relocfs knows what was going on
- * (src/recover.c reads it). Recovery trusts the phase, so a step that needs
- * the new one on disk (a dropped generation, the flip, the detach) must not
- * run when this fails. */
-static int reloc_set_phase(struct reloc *r, enum reloc_phase phase)
+/* Writes the state file with phase. */
+static int state_write(struct reloc *r, enum reloc_phase phase)
 {
 	char buf[3 * PATH_MAX];
 	int n, ret;
 
-	pthread_mutex_lock(&r->lock);
-	r->phase = phase;
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-	log_info("relocation %llu of %s: %s", (unsigned long long)r->id, r->home,
-		 reloc_phase_name(phase));
 	if (r->rdir_fd < 0)
 		return 0;
 	n = snprintf(buf, sizeof(buf), "relocfs-relocation 1\nid %llu\nhome %s\nfrom %s\nto %s\nphase %s\nkeep %d\n",
@@ -239,7 +231,24 @@ static int reloc_set_phase(struct reloc *r, enum reloc_phase phase)
 	if (ret < 0)
 		log_error("relocation %llu: cannot persist its state (phase %s): %s",
 			  (unsigned long long)r->id, reloc_phase_name(phase), strerror(-ret));
+	else
+		r->disk_phase = phase;
 	return ret;
+}
+
+/* Persists the phase so that a restarted relocfs knows what was going on
+ * (src/recover.c reads it). Recovery trusts the phase, so a step that needs
+ * the new one on disk (a dropped generation, the flip, the detach) must not
+ * run when this fails. */
+static int reloc_set_phase(struct reloc *r, enum reloc_phase phase)
+{
+	pthread_mutex_lock(&r->lock);
+	r->phase = phase;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	log_info("relocation %llu of %s: %s", (unsigned long long)r->id, r->home,
+		 reloc_phase_name(phase));
+	return state_write(r, phase);
 }
 
 /* reloc_set_phase, or the relocation fails: for the steps recovery must
@@ -2221,12 +2230,30 @@ static int forget_journal(struct reloc *r)
  * home is still quiesced, after B is restored and flushed and before any
  * write reaches B directly: a crash after that point must not have recovery
  * roll forward to a destination that lacks those writes. */
+/* A rollback from converge on, if relocfs stops in it, is rolled forward by
+ * the recovery (the state says so), which would then keep a source copy
+ * that the rollback had partly written back: neither the old home nor the
+ * new one. So the state stops asking to keep it before B is written; D
+ * holds every byte of it then. */
+static void rollback_unkeep(struct reloc *r)
+{
+	if (!r->opts.keep_source || r->disk_phase < RELOC_CONVERGE ||
+	    r->disk_phase > RELOC_CUTOVER)
+		return;
+	r->opts.keep_source = false;
+	if (state_write(r, r->disk_phase) < 0)
+		log_warning("relocation %llu of %s: if relocfs stops during the rollback, the kept "
+			    "source copy may be left partly written back", (unsigned long long)r->id,
+			    r->home);
+}
+
 static void rollback(struct reloc *r, bool requested)
 {
 	enum reloc_phase final = requested ? RELOC_ABORTED : RELOC_FAILED;
 	uint64_t tq;
 	int ret;
 
+	rollback_unkeep(r);
 	restore_rounds(r);
 	tq = now_ns();
 	r->host->quiesce(r->host_home);

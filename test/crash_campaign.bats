@@ -7,7 +7,7 @@
 # is persisted. Every acknowledged write survives, the home is on exactly one
 # datastore, nothing is left in the state dir. See test/lib/campaign.bash.
 #
-# 39 kills at 26 distinct failpoints (every one src/failpoint.c lists).
+# 40 kills at 26 distinct failpoints (every one src/failpoint.c lists).
 
 bats_require_minimum_version 1.5.0
 
@@ -65,6 +65,7 @@ teardown() { campaign_teardown; }
 # ---------------------------------------------------------------- abort in ready: forward until the abort is persisted
 
 @test "abort in ready, kill at rollback-round (B partly written back): rolled forward" { campaign rollback-round forward abort-ready; }
+@test "abort in ready with --keep-source, kill at rollback-round: rolled forward, the partly written back source not kept" { campaign rollback-round forward abort-ready --keep-source; }
 @test "abort in ready, kill at rollback-quiesced: rolled forward" { campaign rollback-quiesced forward abort-ready; }
 @test "abort in ready, kill at rollback-restored: rolled forward" { campaign rollback-restored forward abort-ready; }
 @test "abort in ready, kill at rollback-state: rolled back" { campaign rollback-state back abort-ready; }
