@@ -159,6 +159,19 @@ static bool wait_rollback(struct home *h, const struct inode *inode)
 	}
 }
 
+static bool is_flushing(const struct home *h)
+{
+	return h != NULL && __atomic_load_n(&h->flushing, __ATOMIC_ACQUIRE);
+}
+
+/* Changes that do not wait for the destination's flush (writes, truncation,
+ * attributes) still fail once it has failed: the recovery at the next mount
+ * would undo them too. */
+static int durable_failed(const struct home *h)
+{
+	return h == NULL ? 0 : __atomic_load_n(&h->durable_err, __ATOMIC_RELAXED);
+}
+
 /* Right after a cutover, what must be durable waits until the destination
  * is (see flush_dest in src/reloc.c). Called with h's gate held shared, or
  * none: the flush needs no gate. If the destination could not be made
@@ -170,23 +183,14 @@ static int wait_durable(struct home *h)
 {
 	int ret;
 
-	if (h == NULL || (!__atomic_load_n(&h->flushing, __ATOMIC_ACQUIRE) &&
-			  __atomic_load_n(&h->durable_err, __ATOMIC_RELAXED) == 0))
-		return 0;
+	if (!is_flushing(h))
+		return durable_failed(h);
 	pthread_mutex_lock(&h->files_lock);
 	while (h->flushing)
 		pthread_cond_wait(&h->flush_cond, &h->files_lock);
 	ret = h->durable_err;
 	pthread_mutex_unlock(&h->files_lock);
 	return ret;
-}
-
-/* Changes that do not wait for the destination's flush (writes, truncation,
- * attributes) still fail once it has failed: the recovery at the next mount
- * would undo them too. */
-static int durable_failed(const struct home *h)
-{
-	return h == NULL ? 0 : __atomic_load_n(&h->durable_err, __ATOMIC_RELAXED);
 }
 
 /* The home a child of dir named name belongs to. */
@@ -649,11 +653,6 @@ static void ungate_pair(struct home *a, struct home *b)
 	gate_leave(a);
 	if (b != a)
 		gate_leave(b);
-}
-
-static bool is_flushing(const struct home *h)
-{
-	return h != NULL && __atomic_load_n(&h->flushing, __ATOMIC_ACQUIRE);
 }
 
 /* gate_pair for a change that must wait for the homes' flushes: waits

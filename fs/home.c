@@ -156,6 +156,17 @@ void home_swap_names(struct fs *fs, struct home *a, struct home *b)
 	pthread_mutex_unlock(&fs->homes_lock);
 }
 
+/* Under homes_lock: the table to disk. Once a save succeeded, the whole
+ * table is durable, an earlier unflushed one's entries too. */
+static int save_placement(struct fs *fs, bool *renamed)
+{
+	int ret = placement_save(fs->state_dirfd, &fs->placement, renamed);
+
+	if (ret == 0)
+		fs->placement_unflushed = false;
+	return ret;
+}
+
 int home_removed(struct fs *fs, struct home *h)
 {
 	int ret = 0;
@@ -163,11 +174,9 @@ int home_removed(struct fs *fs, struct home *h)
 	pthread_mutex_lock(&fs->homes_lock);
 	if (placement_get(&fs->placement, h->name) != NULL) {
 		placement_set(&fs->placement, h->name, NULL);
-		ret = placement_save(fs->state_dirfd, &fs->placement, NULL);
+		ret = save_placement(fs, NULL);
 		if (ret < 0)
 			log_error("home %s: cannot save the placement: %s", h->name, strerror(-ret));
-		else
-			fs->placement_unflushed = false;
 	}
 	h->ds_fd = fs->inodes.root.fd;
 	pthread_mutex_unlock(&fs->homes_lock);
@@ -310,15 +319,13 @@ static int commit_placement(struct fs *fs, struct home *h, struct reloc *r)
 	ret = placement_set(&fs->placement, h->name,
 			    strcmp(st->to, fs->source) == 0 ? NULL : st->to);
 	if (ret == 0)
-		ret = placement_save(fs->state_dirfd, &fs->placement, &renamed);
+		ret = save_placement(fs, &renamed);
 	if (ret < 0 && renamed) {
 		log_warning("home %s: the placement naming %s is in the state dir, but flushing "
 			    "the state dir failed: %s; the flip goes on, the placement is flushed "
 			    "again before the source copy is removed", h->name, st->to, strerror(-ret));
 		fs->placement_unflushed = true;
 		ret = 0;
-	} else if (ret == 0) {
-		fs->placement_unflushed = false;
 	}
 	if (ret < 0)
 		placement_set(&fs->placement, h->name, prev);	/* back as it was */
@@ -357,11 +364,9 @@ static int host_placement_sync(void *home)
 
 	pthread_mutex_lock(&fs->homes_lock);
 	if (fs->placement_unflushed) {
-		ret = placement_save(fs->state_dirfd, &fs->placement, NULL);
-		if (ret == 0) {
-			fs->placement_unflushed = false;
+		ret = save_placement(fs, NULL);
+		if (ret == 0)
 			log_notice("home %s: the placement is flushed now", h->name);
-		}
 	}
 	pthread_mutex_unlock(&fs->homes_lock);
 	return ret;

@@ -40,7 +40,6 @@ int fileutil_write_atomic(int dirfd, const char *name, const void *data, size_t 
 
 	if (renamed != NULL)
 		*renamed = false;
-
 	if (snprintf(tmp, sizeof(tmp), ".%s.tmp.%d.%d", name, (int)getpid(),
 		     (int)gettid()) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;

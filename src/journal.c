@@ -37,6 +37,7 @@
  * - Recovery trusts nothing: a record counts only if its magic, generation,
  *   bounds and checksum hold; the first that fails ends the generation. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -86,6 +87,77 @@ struct journal {
 void journal_gen_name(uint32_t gen, char *buf, size_t len)
 {
 	snprintf(buf, len, "gen-%08x", gen);
+}
+
+static int gen_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int journal_list(int dirfd, uint32_t **gens, size_t *n)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	uint32_t *v = NULL;
+	size_t k = 0, cap = 0;
+	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+	int ret = 0;
+
+	if (dp == NULL) {
+		ret = -errno;
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
+		unsigned g;
+		char tail;
+
+		if (strlen(de->d_name) != 12 || sscanf(de->d_name, "gen-%8x%c", &g, &tail) != 1)
+			continue;
+		if (k == cap) {
+			uint32_t *w = realloc(v, (cap ? cap * 2 : 16) * sizeof(*w));
+
+			if (w == NULL) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			v = w;
+			cap = cap ? cap * 2 : 16;
+		}
+		v[k++] = g;
+	}
+	if (k > 1)
+		qsort(v, k, sizeof(*v), gen_cmp);
+out:
+	if (dp != NULL)
+		closedir(dp);
+	if (ret < 0) {
+		free(v);
+		v = NULL;
+		k = 0;
+	}
+	*gens = v;
+	*n = k;
+	return ret;
+}
+
+int journal_remove(int dirfd)
+{
+	uint32_t *gens;
+	size_t n;
+	int ret = journal_list(dirfd, &gens, &n);
+
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		char name[32];
+
+		journal_gen_name(gens[i], name, sizeof(name));
+		if (unlinkat(dirfd, name, 0) < 0 || fsync(dirfd) < 0)
+			ret = -errno;
+	}
+	free(gens);
+	return ret;
 }
 
 static void file_header(uint32_t gen, unsigned char hdr[JOURNAL_FILE_HDR])

@@ -246,34 +246,18 @@ static int replay_rec(const struct journal_rec *rec, const void *data,
 	return ret;
 }
 
-static int gen_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Replays every generation of rdir, oldest first, onto rp->root_fd. */
 static int replay_journal(int rdir, const char *rname, struct replay *rp,
 			  char *err, size_t errlen)
 {
-	DIR *dp = treeutil_opendir(rdir, ".");
-	int ret = 0;
-	uint32_t gens[1024];
-	size_t ng = 0;
+	uint32_t *gens;
+	size_t ng;
+	int ret = journal_list(rdir, &gens, &ng);
 
-	if (dp == NULL)
-		return -errno;
-	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
-		unsigned g;
-		char tail;
-
-		if (sscanf(de->d_name, "gen-%8x%c", &g, &tail) == 1 && strlen(de->d_name) == 12 &&
-		    ng < sizeof(gens) / sizeof(gens[0]))
-			gens[ng++] = g;
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: listing its journal: %s", rname, strerror(-ret));
+		return ret;
 	}
-	closedir(dp);
-	qsort(gens, ng, sizeof(gens[0]), gen_cmp);
 	for (size_t i = 0; i < ng; i++) {
 		uint64_t torn = 0;
 		long n = journal_scan(rdir, gens[i], replay_rec, rp, &torn);
@@ -290,6 +274,7 @@ static int replay_journal(int rdir, const char *rname, struct replay *rp,
 				    "(a write that was never acknowledged)", rname, gens[i],
 				    (unsigned long long)torn);
 	}
+	free(gens);
 	for (size_t i = 0; ret == 0 && i < rp->n; i++)
 		if (rp->v[i].fd >= 0 && fdatasync(rp->v[i].fd) < 0)
 			ret = -errno;

@@ -2072,24 +2072,6 @@ static int cutover(struct reloc *r)
 	return ret;
 }
 
-static int gen_of(const char *name, uint32_t *gen)
-{
-	unsigned g;
-	char tail;
-
-	if (strlen(name) != 12 || sscanf(name, "gen-%8x%c", &g, &tail) != 1)
-		return -EINVAL;
-	*gen = g;
-	return 0;
-}
-
-static int u32_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* After the flip and D's flush, D holds every journaled block on disk:
  * the journal is no longer needed, by a recovery either (what its replay
  * would write is in D already). Deleting it before the cutover is recorded
@@ -2098,44 +2080,19 @@ static int u32_cmp(const void *a, const void *b)
  * replay onto D, in order, changes nothing. */
 static void drop_journal(struct reloc *r)
 {
-	uint32_t *gens = NULL, g;
-	size_t n = 0, cap = 0;
 	struct journal *j;
-	DIR *dp;
+	int ret;
 
 	pthread_mutex_lock(&r->lock);
 	j = r->j;
 	r->j = NULL;
 	pthread_mutex_unlock(&r->lock);
 	journal_close(j);
-	dp = treeutil_opendir(r->rdir_fd, ".");
-	if (dp == NULL)
-		return;
-	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
-		if (gen_of(de->d_name, &g) < 0)
-			continue;
-		if (n == cap) {
-			uint32_t *v = realloc(gens, (cap ? cap * 2 : 16) * sizeof(*v));
-
-			if (v == NULL)
-				goto out;	/* the journal stays: still correct */
-			gens = v;
-			cap = cap ? cap * 2 : 16;
-		}
-		gens[n++] = g;
-	}
-	qsort(gens, n, sizeof(*gens), u32_cmp);
-	for (size_t i = 0; i < n; i++) {
-		char name[32];
-
-		journal_gen_name(gens[i], name, sizeof(name));
-		if (unlinkat(r->rdir_fd, name, 0) < 0 || fsync(r->rdir_fd) < 0)
-			break;
-	}
-out:
+	ret = journal_remove(r->rdir_fd);
+	if (ret < 0)	/* what is left is a suffix: still correct */
+		log_warning("relocation %llu: deleting the journal: %s", (unsigned long long)r->id,
+			    strerror(-ret));
 	failpoint("cutover-journal-dropped");
-	closedir(dp);
-	free(gens);
 }
 
 /* The placement naming D, then the phase cleanup, durable in the state
@@ -2226,10 +2183,6 @@ static int forget_journal(struct reloc *r)
 	return 0;
 }
 
-/* Makes the source current again. The final phase is persisted while the
- * home is still quiesced, after B is restored and flushed and before any
- * write reaches B directly: a crash after that point must not have recovery
- * roll forward to a destination that lacks those writes. */
 /* A rollback from converge on, if relocfs stops in it, is rolled forward by
  * the recovery (the state says so), which would then keep a source copy
  * that the rollback had partly written back: neither the old home nor the
@@ -2247,6 +2200,10 @@ static void rollback_unkeep(struct reloc *r)
 			    r->home);
 }
 
+/* Makes the source current again. The final phase is persisted while the
+ * home is still quiesced, after B is restored and flushed and before any
+ * write reaches B directly: a crash after that point must not have recovery
+ * roll forward to a destination that lacks those writes. */
 static void rollback(struct reloc *r, bool requested)
 {
 	enum reloc_phase final = requested ? RELOC_ABORTED : RELOC_FAILED;

@@ -40,11 +40,18 @@ teardown() {
 	rfs_cleanup
 }
 
-# pyfs SCRIPT ARGS...: run a python snippet (os imported, args in sys.argv)
+# pyfs SCRIPT ARGS...: run a python snippet (os imported, args in sys.argv);
+# t(NAME, F) calls F and appends "NAME ok" or "NAME ERRNO" to the list res
 pyfs() {
 	local script=$1
 	shift
 	"$RFS_PY" -c "import os, sys, errno
+res = []
+def t(name, f):
+    try:
+        f(); res.append('%s ok' % name)
+    except OSError as e:
+        res.append('%s %s' % (name, errno.errorcode[e.errno]))
 $script" "$@"
 }
 
@@ -330,12 +337,6 @@ sys.exit(1 if bad else 0)
 	faultfs_fail "$FFS"
 	# writes, fsyncs, creations, truncation, attribute changes: EIO
 	run pyfs '
-res = []
-def t(name, f):
-    try:
-        f(); res.append("%s ok" % name)
-    except OSError as e:
-        res.append("%s %s" % (name, errno.errorcode[e.errno]))
 d = sys.argv[1]
 fd = os.open(d + "/f", os.O_RDWR)
 t("write", lambda: os.pwrite(fd, b"x", 0))
@@ -372,12 +373,6 @@ print(" / ".join(res))' "$FFS/d"
 	mkdir "$FFS/d"
 	faultfs_fail_dirsync "$FFS"
 	run pyfs '
-res = []
-def t(name, f):
-    try:
-        f(); res.append("%s ok" % name)
-    except OSError as e:
-        res.append("%s %s" % (name, errno.errorcode[e.errno]))
 d = sys.argv[1]
 fd = os.open(d + "/tmp", os.O_CREAT | os.O_WRONLY, 0o644)
 t("write", lambda: os.write(fd, b"new"))

@@ -80,4 +80,11 @@ long journal_scan(int dirfd, uint32_t gen, journal_scan_fn fn, void *arg, uint64
 /* Name of generation gen's file: "gen-%08x". */
 void journal_gen_name(uint32_t gen, char *buf, size_t len);
 
+/* The generations whose files dirfd holds, oldest first: a malloc'd array
+ * in *gens (NULL when there is none), their count in *n. */
+int journal_list(int dirfd, uint32_t **gens, size_t *n);
+/* Deletes every generation file of dirfd, oldest first, each deletion
+ * flushed: a crash in between leaves the newest ones. */
+int journal_remove(int dirfd);
+
 #endif

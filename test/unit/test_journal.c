@@ -196,6 +196,46 @@ static void test_seal_and_drop(void)
 	teardown();
 }
 
+/* Generations listed oldest first, past a name that only looks like one;
+ * removal takes them all and nothing else. */
+static void test_list_and_remove(void)
+{
+	struct journal *j;
+	uint32_t *gens, sealed;
+	size_t n;
+	char a[64] = { 7 };
+	int fd;
+
+	setup();
+	CHECK_EQ(journal_list(dirfd_, &gens, &n), 0);
+	CHECK_EQ(n, 0);
+	free(gens);
+	CHECK_EQ(journal_open(&j, dirfd_, 0x11), 0);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(journal_append(j, JOURNAL_WRITE, 1, 0, sizeof(a), a, NULL), 0);
+		CHECK_EQ(journal_seal(j, &sealed), 0);
+	}
+	journal_close(j);
+	fd = openat(dirfd_, "gen-0000001x", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	fd = openat(dirfd_, "state", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK_EQ(journal_list(dirfd_, &gens, &n), 0);
+	CHECK_EQ(n, 4);
+	for (size_t i = 0; i < n && i < 4; i++)
+		CHECK_EQ(gens[i], 0x11 + i);
+	free(gens);
+	CHECK_EQ(journal_remove(dirfd_), 0);
+	CHECK_EQ(journal_list(dirfd_, &gens, &n), 0);
+	CHECK_EQ(n, 0);
+	free(gens);
+	CHECK_EQ(faccessat(dirfd_, "gen-0000001x", F_OK, 0), 0);
+	CHECK_EQ(faccessat(dirfd_, "state", F_OK, 0), 0);
+	teardown();
+}
+
 static void test_many_seals_reuse_slots(void)
 {
 	struct journal *j;
@@ -366,6 +406,7 @@ int main(void)
 	UNIT_RUN(test_scan_stops_at_bit_flip);
 	UNIT_RUN(test_scan_rejects_foreign_file);
 	UNIT_RUN(test_seal_and_drop);
+	UNIT_RUN(test_list_and_remove);
 	UNIT_RUN(test_many_seals_reuse_slots);
 	UNIT_RUN(test_sync_flushes_sealed_generations);
 	UNIT_RUN(test_dropped_generation_never_flushed);

@@ -1492,9 +1492,18 @@ static void test_abort_refused_after_done(void)
 	teardown();
 }
 
+/* A manual relocation with random changes before and after it is ready,
+ * then asked to cut over; true once it has ended (*st). */
+static bool cutover_after_steps(struct reloc_opts o, struct reloc_status *st)
+{
+	o.manual_cutover = true;
+	return start(o) == 0 && random_steps(cur_f, 30) == 0 &&
+	       wait_phase(cur, RELOC_READY, WAIT_MS) && random_steps(cur_f, 10) == 0 &&
+	       reloc_cutover(cur) == 0 && finish(st);
+}
+
 static void test_flip_failure_rolls_back(void)
 {
-	struct reloc_opts o = base_opts;
 	struct reloc_status st;
 	char home[PATH_MAX], path[PATH_MAX];
 
@@ -1502,13 +1511,7 @@ static void test_flip_failure_rolls_back(void)
 	host.flip_ret = -EIO;
 	pathf(home, sizeof(home), "%s/%s", g_src, "vm1");
 	CHECK_EQ(snap_take(home, &snap_a), 0);
-	o.manual_cutover = true;
-	CHECK_EQ(start(o), 0);
-	CHECK_EQ(random_steps(cur_f, 30), 0);
-	CHECK(wait_phase(cur, RELOC_READY, WAIT_MS));
-	CHECK_EQ(random_steps(cur_f, 10), 0);
-	CHECK_EQ(reloc_cutover(cur), 0);
-	CHECK(finish(&st));
+	CHECK(cutover_after_steps(base_opts, &st));
 	printf("# error: %s\n", st.error);
 	CHECK_STR(reloc_phase_name(st.phase), "failed");
 	CHECK(strstr(st.error, "cutover failed") != NULL);
@@ -1532,7 +1535,6 @@ static void test_flip_failure_rolls_back(void)
  * needed once D is flushed, is gone. */
 static void test_placement_unflushed_keeps_source(void)
 {
-	struct reloc_opts o = base_opts;
 	struct reloc_status st;
 	char home[PATH_MAX], path[PATH_MAX];
 
@@ -1540,13 +1542,7 @@ static void test_placement_unflushed_keeps_source(void)
 	host.placement_sync_ret = -EIO;
 	host.placement_sync_fails = 1000;
 	pathf(home, sizeof(home), "%s/%s", g_src, "vm1");
-	o.manual_cutover = true;
-	CHECK_EQ(start(o), 0);
-	CHECK_EQ(random_steps(cur_f, 30), 0);
-	CHECK(wait_phase(cur, RELOC_READY, WAIT_MS));
-	CHECK_EQ(random_steps(cur_f, 10), 0);
-	CHECK_EQ(reloc_cutover(cur), 0);
-	CHECK(finish(&st));
+	CHECK(cutover_after_steps(base_opts, &st));
 	printf("# error: %s\n", st.error);
 	CHECK_STR(reloc_phase_name(st.phase), "done");
 	CHECK(strstr(st.error, "after the cutover, recording it in the state dir failed") != NULL);
