@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 
@@ -873,6 +874,39 @@ static struct open_file *open_file_new(fuse_req_t req, struct inode *inode, int 
 	return of;
 }
 
+/* Whether close(2) of a file on this backing filesystem can report nothing:
+ * ext2/3/4, XFS, Btrfs and tmpfs have no flush operation, so a FLUSH
+ * request (a round trip per close) would only close a duplicate for
+ * nothing. NFS and the others report delayed write errors at close, so
+ * their files keep it. Cached per device: statfs on NFS asks the server. */
+static bool backing_close_quiet(struct fs *fs, dev_t dev, int fd)
+{
+	unsigned i, n = __atomic_load_n(&fs->nquiet, __ATOMIC_ACQUIRE);
+	struct statfs sfs;
+	bool quiet;
+
+	for (i = 0; i < n; i++)
+		if (fs->quiet_devs[i].dev == dev)
+			return fs->quiet_devs[i].quiet;
+	if (fstatfs(fd, &sfs) < 0)
+		return false;
+	quiet = sfs.f_type == 0xEF53 ||		/* EXT4_SUPER_MAGIC, also ext2/3 */
+		sfs.f_type == 0x58465342 ||	/* XFS_SUPER_MAGIC */
+		sfs.f_type == 0x9123683E ||	/* BTRFS_SUPER_MAGIC */
+		sfs.f_type == 0x01021994;	/* TMPFS_MAGIC */
+	pthread_mutex_lock(&fs->quiet_lock);
+	n = fs->nquiet;
+	for (i = 0; i < n && fs->quiet_devs[i].dev != dev; i++)
+		;
+	if (i == n && n < sizeof(fs->quiet_devs) / sizeof(fs->quiet_devs[0])) {
+		fs->quiet_devs[n].dev = dev;
+		fs->quiet_devs[n].quiet = quiet;
+		__atomic_store_n(&fs->nquiet, n + 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&fs->quiet_lock);
+	return quiet;
+}
+
 static void open_file_free(struct open_file *of)
 {
 	struct home *h = of->inode->home;
@@ -928,6 +962,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fd = -1;
 	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = fs->keep_cache;
+	fi->noflush = backing_close_quiet(fs, of->inode->dev, of->fd);
 out:
 	gate_leave(h);
 	if (fd >= 0)
@@ -983,6 +1018,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = fs->keep_cache;
+	fi->noflush = backing_close_quiet(fs, inode->dev, fd);
 out:
 	gate_leave(h);
 	if (ret < 0)
@@ -1851,6 +1887,7 @@ int fs_init(struct fs *fs, const struct config *cfg, int root_fd,
 	ret = inode_table_init(&fs->inodes, root_fd);
 	if (ret < 0)
 		return ret;
+	pthread_mutex_init(&fs->quiet_lock, NULL);
 	fs->inodes.on_free = inode_freed;
 	ret = inomap_init(&fs->inomap, fs->inodes.root.dev);
 	if (ret < 0)
@@ -1861,6 +1898,7 @@ out:
 	if (ret < 0) {
 		inomap_destroy(&fs->inomap);
 		inode_table_destroy(&fs->inodes);
+		pthread_mutex_destroy(&fs->quiet_lock);
 	}
 	return ret;
 }
@@ -1870,4 +1908,5 @@ void fs_destroy(struct fs *fs)
 	homes_destroy(fs);
 	inode_table_destroy(&fs->inodes);
 	inomap_destroy(&fs->inomap);
+	pthread_mutex_destroy(&fs->quiet_lock);
 }

@@ -16,6 +16,10 @@
 #      wrote (faultfs SIGRTMIN+1): the rollback must take those blocks from
 #      the journal, not from the destination
 #
+# and, once a home moved to a destination that reports delayed write errors
+# at close(2) (faultfs SIGRTMIN+2, as NFS does), close through the mount
+# returns them: its files are opened without FOPEN_NOFLUSH.
+#
 # The copy is slowed down (--rate 1, 4 MiB of data) so that the fault hits
 # it while it runs.
 
@@ -173,4 +177,38 @@ df_assert_rolled_back() {
 	faultfs_heal "$ffs"
 	df_assert_rolled_back
 	assert_equal "$(ls -A "$back/dst")" ""
+}
+
+@test "a destination that reports write errors at close(2), as NFS does: once the home moved there, close through the mount returns them" {
+	local back=$BATS_TEST_TMPDIR/back ffs=$BATS_TEST_TMPDIR/ffs
+	faultfs_require
+	rfs_tmpfs "$back" 256m
+	faultfs_mount "$back" "$ffs"
+	mkdir "$ffs/dst"
+	DST=$ffs/dst
+	reloc_mount
+	reloc_migrate vm1 "$DST" --wait
+	reloc_assert_home_on vm1 "$DST"
+	faultfs_fail_close "$ffs"
+	# an existing file opened, and a new one created, on the destination
+	run "$RFS_PY" -c '
+import os, sys, errno
+res = []
+for path, flags in ((sys.argv[1], os.O_WRONLY | os.O_APPEND),
+                    (sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_EXCL)):
+    fd = os.open(path, flags, 0o644)
+    os.write(fd, b"after the move\n")
+    try:
+        os.close(fd)
+        res.append("close ok")
+    except OSError as e:
+        res.append("close " + errno.errorcode[e.errno])
+print(" / ".join(res))' "$MNT/vm1/vm1.vmx" "$MNT/vm1/new.log"
+	assert_success
+	assert_output "close EIO / close EIO"
+	faultfs_heal "$ffs"
+	# the writes themselves went through (faultfs holds them until fsync)
+	assert_equal "$(tail -n 1 -- "$MNT/vm1/vm1.vmx")" "after the move"
+	assert_equal "$(cat -- "$ffs/dst/vm1/new.log")" "after the move"
+	run -0 "$RFS_PY" -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_WRONLY))' "$MNT/vm1/new.log"
 }

@@ -16,6 +16,7 @@
 #     is kept, its directory's fsync fails; SIGUSR2 heals
 #   - with SIGRTMIN+1 a file's fsync fails and loses its pending writes,
 #     through the mount too; SIGUSR2 heals
+#   - with SIGRTMIN+2 close(2) of a file fails; SIGUSR2 heals
 #   - inode numbers are the backing ones, objects belong to their creator
 
 bats_require_minimum_version 1.5.0
@@ -413,6 +414,27 @@ print(seen.decode(), res, os.pread(fd, 4, 0).decode())' "$FFS/f"
 	printf 'new!' >"$FFS/f"
 	sync -- "$FFS/f"
 	assert_equal "$(cat "$BACK/f")" "new!"
+}
+
+@test "faultfs: SIGRTMIN+2 makes close(2) of a file fail with EIO, as NFS reports a delayed write error; SIGUSR2 heals" {
+	faultfs_mount "$BACK" "$FFS"
+	faultfs_fail_close "$FFS"
+	run pyfs '
+f = sys.argv[1]
+fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0o644)
+t("write", lambda: os.write(fd, b"data"))
+t("close", lambda: os.close(fd))
+print(" / ".join(res))' "$FFS/f"
+	assert_success
+	assert_output "write ok / close EIO"
+	assert_equal "$(cat "$FFS/f")" data
+	faultfs_heal "$FFS"
+	run pyfs '
+fd = os.open(sys.argv[1], os.O_WRONLY)
+t("close", lambda: os.close(fd))
+print(" / ".join(res))' "$FFS/f"
+	assert_success
+	assert_output "close ok"
 }
 
 @test "faultfs: objects belong to their creator; modes are checked by the kernel" {

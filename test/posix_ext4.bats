@@ -257,3 +257,7 @@ teardown() { posix_teardown; }
 @test "ext4: new files in a setgid directory get the directory's group, subdirs keep setgid" {
 	case_root_setgid_dir_inherits_group
 }
+
+@test "ext4: close(2) on a filesystem whose close reports nothing sends no FLUSH request (FOPEN_NOFLUSH)" {
+	case_close_sends_no_flush
+}

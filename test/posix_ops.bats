@@ -73,6 +73,10 @@ teardown() { posix_teardown; }
 	case_o_trunc_empties_file
 }
 
+@test "close(2) on a filesystem whose close reports nothing sends no FLUSH request (FOPEN_NOFLUSH)" {
+	case_close_sends_no_flush
+}
+
 @test "touch -d / -a -d / -m -d set exact ns times, also pre-1970 and post-2038" {
 	case_touch_sets_explicit_times
 }

@@ -5,6 +5,7 @@
 #define RELOCFS_FSOPS_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <fuse_lowlevel.h>
@@ -26,6 +27,14 @@ struct fs {
 	bool keep_cache;
 	bool writeback_cache;
 	size_t max_request;		/* bytes, for max_write and read buffers */
+	/* Backing devices seen, and whether close(2) on their filesystem can
+	 * report anything; entries below nquiet are written before it grows. */
+	pthread_mutex_t quiet_lock;
+	struct fs_quiet_dev {
+		dev_t dev;
+		bool quiet;
+	} quiet_devs[16];
+	unsigned nquiet;
 	const struct config *cfg;
 	struct fuse_session *se;	/* for notifications to the kernel */
 

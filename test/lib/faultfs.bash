@@ -18,6 +18,9 @@
 #                                (SIGRTMIN)
 #   faultfs_fail_lossy MNT       from now on fsync of a file fails with EIO
 #                                and loses its pending writes (SIGRTMIN+1)
+#   faultfs_fail_close MNT       from now on close(2) of a file fails with
+#                                EIO, as NFS reports a delayed write error
+#                                (SIGRTMIN+2)
 #   faultfs_heal MNT             back to normal (SIGUSR2)
 #   faultfs_pid MNT              the pid of MNT's daemon
 
@@ -130,6 +133,21 @@ faultfs_fail_lossy() {
 	while dd if=/dev/zero of="$p" bs=512 count=1 conv=fsync status=none 2>/dev/null; do
 		n=$((n + 1))
 		[ "$n" -lt 200 ] || { rm -f -- "$p"; fail "faultfs at $1 still flushes files 10 s after SIGRTMIN+1"; return 1; }
+		sleep 0.05
+	done
+	rm -f -- "$p"
+}
+
+# faultfs_fail_close MNT: close(2) of a file fails with EIO from now on.
+# Returns once the daemon has taken the signal (a probe file's close fails).
+faultfs_fail_close() {
+	local pid n=0 p=$1/.faultfs-close-probe
+	pid=$(faultfs_pid "$1")
+	[ -n "$pid" ] || { fail "no faultfs daemon known for $1"; return 1; }
+	kill -RTMIN+2 "$pid"
+	while "$RFS_PY" -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600))' "$p" 2>/dev/null; do
+		n=$((n + 1))
+		[ "$n" -lt 200 ] || { rm -f -- "$p"; fail "faultfs at $1 still closes files 10 s after SIGRTMIN+2"; return 1; }
 		sleep 0.05
 	done
 	rm -f -- "$p"

@@ -193,6 +193,35 @@ case_o_trunc_empties_file() {
 	rfs_assert_same_tree
 }
 
+# close(2) of a file on tmpfs or ext4 reports nothing natively, so relocfs
+# opens their files with FOPEN_NOFLUSH: a close is no round trip to the
+# daemon. A second mount with -d logs every request it gets.
+case_close_sends_no_flush() {
+	local mnt2=$BATS_TEST_TMPDIR/mnt-debug log
+	cp -- "$DATA/r10k" "$SRC/old"
+	rfs_mount "$SRC" "$mnt2" -d
+	log=$RFS_LOG
+	"$RFS_PY" -c '
+import os, sys
+d = sys.argv[1]
+fd = os.open(d + "/new", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, b"new file\n")
+os.close(fd)
+fd = os.open(d + "/old", os.O_RDWR)
+os.pwrite(fd, b"changed", 0)
+os.close(fd)
+with open(d + "/old", "rb") as f:
+    f.read()' "$mnt2"
+	rfs_umount "$mnt2"
+	grep -q "opcode: CREATE" -- "$log" || fail "the -d log shows no CREATE request: $(tail -n 20 -- "$log")"
+	grep -q "opcode: RELEASE" -- "$log" || fail "the -d log shows no RELEASE request: $(tail -n 20 -- "$log")"
+	run grep -c "opcode: FLUSH" -- "$log"
+	assert_output 0
+	assert_equal "$(cat -- "$SRC/new")" "new file"
+	assert_equal "$(head -c 7 -- "$SRC/old")" changed
+	cmp -s <(tail -c +8 -- "$SRC/old") <(tail -c +8 -- "$DATA/r10k") || fail "the rest of old changed"
+}
+
 # ---------------------------------------------------------------- utimens
 
 case_touch_sets_explicit_times() {

@@ -43,8 +43,9 @@
  *    clean, and a later read finds the old data): the backing file shows
  *    again, also through the kernel's cache of the mount (an invalidation
  *    sent from the fsync handler: with -s, a read the kernel waits for
- *    meanwhile could not be served, so do not combine the two). SIGUSR2
- *    heals all.
+ *    meanwhile could not be served, so do not combine the two). SIGRTMIN+2
+ *    makes close(2) of a file fail with EIO (a FLUSH request), as NFS
+ *    reports a delayed write error there. SIGUSR2 heals all.
  *
  * Objects created through the mount belong to the caller (as on a local
  * filesystem): faultfs (root) creates them, then chowns them; in a
@@ -90,6 +91,7 @@
 static volatile sig_atomic_t failing;		/* SIGUSR1 .. SIGUSR2 */
 static volatile sig_atomic_t failing_dirsync;	/* SIGRTMIN .. SIGUSR2 */
 static volatile sig_atomic_t failing_lossy;	/* SIGRTMIN+1 .. SIGUSR2 */
+static volatile sig_atomic_t failing_close;	/* SIGRTMIN+2 .. SIGUSR2 */
 static struct fuse_session *session;		/* for cache invalidations */
 static bool tracing;			/* FAULTFS_TRACE set: log overlay events */
 
@@ -1249,7 +1251,7 @@ static void ffs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	(void)fi;
-	fuse_reply_err(req, 0);
+	fuse_reply_err(req, failing_close ? EIO : 0);
 }
 
 static void ffs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1605,16 +1607,21 @@ static void on_signal(int sig)
 		failing_lossy = 1;
 		return;
 	}
+	if (sig == sig_rtmin + 2) {
+		failing_close = 1;
+		return;
+	}
 	failing = sig == SIGUSR1;
 	failing_dirsync = 0;
 	failing_lossy = 0;
+	failing_close = 0;
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: faultfs BACKDIR MOUNTPOINT [-f] [-d] [-s] [-o FUSE_OPTIONS]\n"
 		   "  (test tool: holds writes until fsync; SIGUSR1 fails writes with EIO, SIGRTMIN fsyncdir only,\n"
-		   "   SIGRTMIN+1 fsync loses pending writes, SIGUSR2 heals)\n");
+		   "   SIGRTMIN+1 fsync loses pending writes, SIGRTMIN+2 close fails, SIGUSR2 heals)\n");
 }
 
 int main(int argc, char *argv[])
@@ -1658,7 +1665,8 @@ int main(int argc, char *argv[])
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGUSR1, &sa, NULL) < 0 || sigaction(SIGUSR2, &sa, NULL) < 0 ||
-	    sigaction(sig_rtmin, &sa, NULL) < 0 || sigaction(sig_rtmin + 1, &sa, NULL) < 0) {
+	    sigaction(sig_rtmin, &sa, NULL) < 0 || sigaction(sig_rtmin + 1, &sa, NULL) < 0 ||
+	    sigaction(sig_rtmin + 2, &sa, NULL) < 0) {
 		perror("faultfs: sigaction");
 		return 1;
 	}
