@@ -907,6 +907,19 @@ static bool backing_close_quiet(struct fs *fs, dev_t dev, int fd)
 	return quiet;
 }
 
+/* An O_DIRECT open bypasses the mount's page cache either way; with
+ * FOPEN_DIRECT_IO and FOPEN_PARALLEL_DIRECT_WRITES the kernel also lets
+ * writers of one file run side by side (libfuse's passthrough_ll does the
+ * same). Only where the kernel keeps such a file coherent with mappings
+ * and other opens (wire_parallel_direct_writes). */
+static void direct_open(struct fuse_file_info *fi)
+{
+	if ((fi->flags & O_DIRECT) && wire_parallel_direct_writes()) {
+		fi->direct_io = 1;
+		wire_reply_parallel_direct_writes();
+	}
+}
+
 static void open_file_free(struct open_file *of)
 {
 	struct home *h = of->inode->home;
@@ -963,6 +976,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = fs->keep_cache;
 	fi->noflush = backing_close_quiet(fs, of->inode->dev, of->fd);
+	direct_open(fi);
 out:
 	gate_leave(h);
 	if (fd >= 0)
@@ -1019,6 +1033,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = fs->keep_cache;
 	fi->noflush = backing_close_quiet(fs, inode->dev, fd);
+	direct_open(fi);
 out:
 	gate_leave(h);
 	if (ret < 0)

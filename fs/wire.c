@@ -13,7 +13,12 @@
  *    server to drop setuid/setgid: WRITE's FUSE_WRITE_KILL_SUIDGID, OPEN's
  *    FUSE_OPEN_KILL_SUIDGID, SETATTR's FATTR_KILL_SUIDGID. The
  *    kernel sets them for callers without CAP_FSETID; fsops drops the bits
- *    as the VFS would.
+ *    as the VFS would;
+ *  - adds FUSE_DIRECT_IO_ALLOW_MMAP (Linux 6.6) to the INIT reply when
+ *    offered, and FOPEN_PARALLEL_DIRECT_WRITES, which libfuse 3.14 cannot
+ *    set, to an OPEN or CREATE reply that fsops asks for. Without it the
+ *    kernel serializes every O_DIRECT write to a file on its inode lock, so
+ *    16 writers of one disk queue behind each other's round trips.
  *
  * Invariants: every byte passes unchanged but that one flag of the INIT
  * reply; a request too short for the field read leaves the record false
@@ -34,7 +39,19 @@ static _Atomic uint64_t init_unique;	/* the INIT being answered, 0 if none */
 static atomic_bool offered;		/* the kernel's INIT offered the flag */
 static atomic_bool wanted;		/* libfuse passes every request here */
 static atomic_bool agreed;		/* the reply carried it */
+static atomic_bool mmap_offered;	/* FUSE_DIRECT_IO_ALLOW_MMAP offered */
+static atomic_bool mmap_agreed;		/* and the reply carried it */
 static __thread bool kill_request;
+static __thread uint32_t req_opcode;	/* of the request being served */
+static __thread uint64_t req_unique;
+static __thread uint32_t open_add;	/* FOPEN_* flags for its reply */
+
+#ifndef FUSE_DIRECT_IO_ALLOW_MMAP
+#define FUSE_DIRECT_IO_ALLOW_MMAP (1ULL << 36)
+#endif
+#ifndef FOPEN_PARALLEL_DIRECT_WRITES
+#define FOPEN_PARALLEL_DIRECT_WRITES (1 << 6)
+#endif
 
 /* Where each request that may ask for a kill carries its flag. CREATE is not
  * here: the kernel sends it only for a name it believes absent, so there is
@@ -64,12 +81,22 @@ void wire_note_request(const void *buf, size_t len)
 	uint32_t v;
 
 	kill_request = false;
+	req_opcode = 0;
+	req_unique = 0;
+	open_add = 0;
 	if (len < sizeof(h))
 		return;
 	memcpy(&h, buf, sizeof(h));
+	req_opcode = h.opcode;
+	req_unique = h.unique;
 	if (h.opcode == FUSE_INIT) {
 		if (u32_at(buf, len, offsetof(struct fuse_init_in, flags), &v)) {
+			uint32_t v2 = 0;
+
 			atomic_store(&offered, (v & FUSE_HANDLE_KILLPRIV_V2) != 0);
+			atomic_store(&mmap_offered, (v & FUSE_INIT_EXT) != 0 &&
+				     u32_at(buf, len, offsetof(struct fuse_init_in, flags2), &v2) &&
+				     (v2 & (uint32_t)(FUSE_DIRECT_IO_ALLOW_MMAP >> 32)) != 0);
 			atomic_store(&init_unique, h.unique);
 		}
 		return;
@@ -82,12 +109,36 @@ void wire_note_request(const void *buf, size_t len)
 		}
 }
 
+/* An OPEN or CREATE reply of the request this thread serves, whose
+ * fuse_open_out ends the body, takes the flags fsops asked for. */
+static void patch_open_reply(struct iovec *iov, int count)
+{
+	struct fuse_out_header h;
+	struct fuse_open_out out;
+	uint32_t add = open_add;
+	char *at;
+
+	open_add = 0;
+	if ((req_opcode != FUSE_OPEN && req_opcode != FUSE_CREATE) || count != 2 ||
+	    iov[0].iov_len < sizeof(h) || iov[1].iov_len < sizeof(out))
+		return;
+	memcpy(&h, iov[0].iov_base, sizeof(h));
+	if (h.unique != req_unique || h.error != 0)
+		return;
+	at = (char *)iov[1].iov_base + iov[1].iov_len - sizeof(out);
+	memcpy(&out, at, sizeof(out));
+	out.open_flags |= add;
+	memcpy(at, &out, sizeof(out));
+}
+
 void wire_patch_reply(struct iovec *iov, int count, bool want)
 {
 	uint64_t unique = atomic_load(&init_unique);
 	struct fuse_out_header h;
 	struct fuse_init_out *out;
 
+	if (open_add != 0)
+		patch_open_reply(iov, count);
 	if (unique == 0 || count < 2 || iov[0].iov_len < sizeof(h))
 		return;
 	memcpy(&h, iov[0].iov_base, sizeof(h));
@@ -101,6 +152,14 @@ void wire_patch_reply(struct iovec *iov, int count, bool want)
 		out->flags |= FUSE_HANDLE_KILLPRIV_V2;
 		atomic_store(&agreed, true);
 		log_debug("init: FUSE_HANDLE_KILLPRIV_V2 added to the reply");
+	}
+	/* flags2 counts only with FUSE_INIT_EXT, which libfuse sets when the
+	 * kernel did; the field is inside every reply of protocol 7.23 on. */
+	if (want && atomic_load(&mmap_offered) && (out->flags & FUSE_INIT_EXT) != 0 &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) + sizeof(out->flags2)) {
+		out->flags2 |= (uint32_t)(FUSE_DIRECT_IO_ALLOW_MMAP >> 32);
+		atomic_store(&mmap_agreed, true);
+		log_debug("init: FUSE_DIRECT_IO_ALLOW_MMAP added to the reply");
 	}
 }
 
@@ -117,7 +176,7 @@ static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	(void)userdata;
-	if (atomic_load(&init_unique) != 0)
+	if (open_add != 0 || atomic_load(&init_unique) != 0)
 		wire_patch_reply(iov, count, atomic_load(&wanted));
 	return writev(fd, iov, count);
 }
@@ -144,4 +203,14 @@ bool wire_kill_priv_v2(void)
 bool wire_kill_suidgid(void)
 {
 	return kill_request;
+}
+
+bool wire_parallel_direct_writes(void)
+{
+	return atomic_load(&mmap_agreed);
+}
+
+void wire_reply_parallel_direct_writes(void)
+{
+	open_add = FOPEN_PARALLEL_DIRECT_WRITES;
 }

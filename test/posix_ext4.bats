@@ -86,6 +86,10 @@ teardown() { posix_teardown; }
 	case_o_direct_and_buffered_io_are_coherent
 }
 
+@test "ext4: O_DIRECT beside cached pages, a shared mapping and 16 parallel O_DIRECT writers gives the native results" {
+	case_o_direct_beside_cache_mappings_and_parallel_writers
+}
+
 @test "ext4: O_APPEND writes (incl. pwrite at 0) append like native" {
 	case_o_append
 }

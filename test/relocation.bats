@@ -550,3 +550,59 @@ $DST/vm1/k 666 15"
 	[ "$status" = 0 ] || fail "relocctl abort: exit $status: $stderr"
 	reloc_wait_phase "$id" aborted 60
 }
+
+@test "O_DIRECT writers of one disk reach relocfs side by side (FOPEN_PARALLEL_DIRECT_WRITES): two wait together in the cutover pause, and both writes land" {
+	local hold=$BATS_TEST_TMPDIR/hold go=$BATS_TEST_TMPDIR/go from n=0 pa pb
+	local -a RFS_LAUNCHER=(env "RELOCFS_FAILPOINT_HOLD=cutover-applied:$hold")
+	reloc_make_home vm1 4 16
+	rfs_mount "$SRC" "$MNT" -d -o "allow_other,state_dir=$STATE"
+	grep -q "FUSE_DIRECT_IO_ALLOW_MMAP added" "$RFS_LOG" ||
+		skip "this kernel does not offer FUSE_DIRECT_IO_ALLOW_MMAP (Linux 6.6 and later)"
+	# each writer opens the disk now (an open would wait in the pause too),
+	# then writes one block with O_DIRECT once told to
+	local script='
+import mmap, os, sys, time
+path, off, ch, go = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 4096)
+buf[:] = ch.encode() * 4096
+open(go + "." + ch, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.01)
+os.pwritev(fd, [buf], off)
+os.close(fd)
+print("wrote", ch)'
+	"$RFS_PY" -c "$script" "$MNT/vm1/disk-flat.vmdk" 1048576 a "$go" >"$BATS_TEST_TMPDIR/a.out" 2>&1 &
+	pa=$!
+	_rfs_register pid "$pa"
+	"$RFS_PY" -c "$script" "$MNT/vm1/disk-flat.vmdk" 5242880 b "$go" >"$BATS_TEST_TMPDIR/b.out" 2>&1 &
+	pb=$!
+	_rfs_register pid "$pb"
+	rfs_wait_file "$go.a" 30
+	rfs_wait_file "$go.b" 30
+	reloc_migrate vm1 "$DST" --manual-cutover
+	reloc_wait_phase "$RELOC_ID" ready
+	run -0 rctl cutover "$MNT/vm1"
+	rfs_wait_file "$hold" 60
+	from=$(($(stat -c %s "$RFS_LOG") + 1))
+	touch -- "$go"
+	# both WRITE requests reach relocfs while the pause holds the home; with
+	# the inode lock taken exclusively the second would wait in the kernel
+	until [ "$(tail -c "+$from" -- "$RFS_LOG" | grep -c "opcode: WRITE")" -ge 2 ]; do
+		n=$((n + 1))
+		[ "$n" -lt 200 ] || {
+			rm -f -- "$hold"
+			fail "$(tail -c "+$from" -- "$RFS_LOG" | grep -c "opcode: WRITE") WRITE request(s) reached relocfs in 20 s of the pause, expected 2"
+		}
+		sleep 0.1
+	done
+	rm -f -- "$hold"
+	wait "$pa" || fail "writer a: $(cat "$BATS_TEST_TMPDIR/a.out")"
+	wait "$pb" || fail "writer b: $(cat "$BATS_TEST_TMPDIR/b.out")"
+	reloc_wait_phase "$RELOC_ID" done 60
+	reloc_assert_home_on vm1 "$DST"
+	assert_equal "$(dd if="$MNT/vm1/disk-flat.vmdk" bs=4096 skip=256 count=1 status=none | tr -d a | wc -c)" 0
+	assert_equal "$(dd if="$MNT/vm1/disk-flat.vmdk" bs=4096 skip=1280 count=1 status=none | tr -d b | wc -c)" 0
+	assert_equal "$(dd if="$DST/vm1/disk-flat.vmdk" bs=4096 skip=256 count=1 status=none | tr -d a | wc -c)" 0
+	assert_equal "$(dd if="$DST/vm1/disk-flat.vmdk" bs=4096 skip=1280 count=1 status=none | tr -d b | wc -c)" 0
+}

@@ -1,5 +1,6 @@
 /* wire: hooks on the raw FUSE messages, for what libfuse 3.14 cannot
- * negotiate or pass on (FUSE_HANDLE_KILLPRIV_V2 and its kill flags). */
+ * negotiate or pass on (FUSE_HANDLE_KILLPRIV_V2 and its kill flags,
+ * FUSE_DIRECT_IO_ALLOW_MMAP, FOPEN_PARALLEL_DIRECT_WRITES). */
 #ifndef RELOCFS_WIRE_H
 #define RELOCFS_WIRE_H
 
@@ -22,6 +23,18 @@ bool wire_kill_priv_v2(void);
  * drop setuid/setgid (a write, truncate or O_TRUNC open by a caller without
  * CAP_FSETID). */
 bool wire_kill_suidgid(void);
+
+/* Whether the kernel lets a file opened with FOPEN_DIRECT_IO be mapped
+ * shared, keeping its page cache coherent (FUSE_DIRECT_IO_ALLOW_MMAP, Linux
+ * 6.6): only then does an O_DIRECT open get FOPEN_DIRECT_IO and parallel
+ * writes, so that it behaves as on a local filesystem. */
+bool wire_parallel_direct_writes(void);
+
+/* The reply to the OPEN or CREATE the calling worker thread serves will
+ * carry FOPEN_PARALLEL_DIRECT_WRITES (the kernel then takes the inode lock
+ * shared for O_DIRECT writes inside the file); call just before
+ * fuse_reply_open or fuse_reply_create. */
+void wire_reply_parallel_direct_writes(void);
 
 /* The hooks' work, exposed for the unit tests: note one request as read
  * from /dev/fuse; patch one reply before it is written (want: the caller

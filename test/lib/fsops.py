@@ -293,6 +293,59 @@ def op_mmap_read(path):
         m.close()
 
 
+def op_dio_mix(path):
+    """O_DIRECT beside the page cache and mappings of one file, and 16
+    threads writing their own blocks of it with O_DIRECT at once: what each
+    reader sees, then the file's sha."""
+    import mmap
+    import threading
+    bs, nblk = 4096, 64
+    buf = mmap.mmap(-1, bs)     # page aligned, as O_DIRECT wants
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, pattern(bs * nblk, 1))
+    cached = os.open(path, os.O_RDONLY)
+    os.pread(cached, bs * nblk, 0)      # the mount's page cache holds it all
+    dfd = os.open(path, os.O_RDWR | os.O_DIRECT)
+    buf[:] = pattern(bs, 2)
+    os.pwritev(dfd, [buf], bs)
+    print("cached fd after an O_DIRECT write:", sha(os.pread(cached, bs, bs)) == sha(pattern(bs, 2)))
+    m = mmap.mmap(dfd, bs * nblk, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    print("mapping of the O_DIRECT fd:", sha(m[bs:2 * bs]) == sha(pattern(bs, 2)))
+    m[2 * bs:3 * bs] = pattern(bs, 3)   # no msync
+    os.preadv(dfd, [buf], 2 * bs)
+    print("O_DIRECT read after a store to the mapping:", sha(buf[:]) == sha(pattern(bs, 3)))
+    m.close()
+    errors = []
+
+    def writer(t):
+        try:
+            wfd = os.open(path, os.O_WRONLY | os.O_DIRECT)
+            wbuf = mmap.mmap(-1, bs)
+            for r in range(8):
+                for b in range(t, nblk, 16):
+                    wbuf[:] = pattern(bs, 100 + b * 8 + r)
+                    os.pwritev(wfd, [wbuf], b * bs)
+            os.close(wfd)
+        except OSError as e:
+            errors.append(e)
+    ts = [threading.Thread(target=writer, args=(t,)) for t in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for e in errors:
+        die(e)
+    want = b"".join(pattern(bs, 100 + b * 8 + 7) for b in range(nblk))
+    print("16 O_DIRECT writers, cached fd:", sha(os.pread(cached, bs * nblk, 0)) == sha(want))
+    got = bytearray()
+    for b in range(nblk):
+        os.preadv(dfd, [buf], b * bs)
+        got += buf[:]
+    print("16 O_DIRECT writers, O_DIRECT read:", sha(bytes(got)) == sha(want))
+    for f in (fd, cached, dfd):
+        os.close(f)
+
+
 def op_bindsock(path):
     import socket
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -373,6 +426,7 @@ def main():
         "pwrite": op_pwrite,
         "pread": op_pread,
         "bigwrite": op_bigwrite,
+        "dio_mix": op_dio_mix,
         "sync": op_sync,
         "unlinked": op_unlinked,
         "lockf_hold": op_lockf_hold,

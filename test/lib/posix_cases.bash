@@ -326,6 +326,14 @@ case_o_direct_and_buffered_io_are_coherent() {
 	rfs_assert_same_tree
 }
 
+# O_DIRECT opens get FOPEN_DIRECT_IO and parallel writes where the kernel
+# keeps them coherent: a fd's cached pages, a shared mapping of the O_DIRECT
+# fd, and 16 threads writing their own blocks at once, as natively.
+case_o_direct_beside_cache_mappings_and_parallel_writers() {
+	rfs_both 'fsops dio_mix f; sha256sum f'
+	rfs_assert_same_tree
+}
+
 case_o_append() {
 	rfs_both 'printf 123 > f; echo abc >> f; fsops append_pwrite f XY; cat f; echo; for i in 1 2 3; do echo line$i >> f; done; sha256sum f'
 	rfs_assert_same_tree

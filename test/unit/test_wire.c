@@ -1,7 +1,9 @@
 /* Unit tests of the FUSE message hooks: the INIT reply takes
- * FUSE_HANDLE_KILLPRIV_V2 only when offered and wanted, nothing else of any
- * message changes, and each request's kill flag is read from the right
- * field, per thread, and never past the end of a short message. */
+ * FUSE_HANDLE_KILLPRIV_V2 and FUSE_DIRECT_IO_ALLOW_MMAP only when offered
+ * and wanted, an OPEN or CREATE reply takes FOPEN_PARALLEL_DIRECT_WRITES
+ * only when the thread serving it asked, nothing else of any message
+ * changes, and each request's kill flag is read from the right field, per
+ * thread, and never past the end of a short message. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -60,6 +62,83 @@ static void test_init_flag_only_when_offered_and_wanted(void)
 	CHECK_EQ(init_exchange(6, FUSE_HANDLE_KILLPRIV_V2 | FUSE_ASYNC_READ, true, 0, 6),
 		 FUSE_ASYNC_READ | FUSE_HANDLE_KILLPRIV_V2);
 	CHECK(wire_kill_priv_v2());
+}
+
+#define ALLOW_MMAP2 (1u << 4)	/* FUSE_DIRECT_IO_ALLOW_MMAP >> 32 */
+#define PARALLEL_DW (1u << 6)	/* FOPEN_PARALLEL_DIRECT_WRITES */
+
+/* An INIT whose flags2 offer offered2; the reply's flags2 after the patch,
+ * or ~0 if its flags changed. */
+static uint32_t init_exchange2(uint64_t unique, uint32_t flags, uint32_t offered2,
+			       uint32_t reply_flags, bool want)
+{
+	struct msg m;
+	struct fuse_out_header oh = { .len = sizeof(oh), .unique = unique };
+	struct fuse_init_out out = { .major = 7, .minor = 31, .flags = reply_flags };
+	struct iovec iov[2] = { { &oh, sizeof(oh) }, { &out, sizeof(out) } };
+
+	request(&m, FUSE_INIT, unique);
+	m.u.init.flags = flags;
+	m.u.init.flags2 = offered2;
+	wire_note_request(&m, sizeof(m.h) + sizeof(m.u.init));
+	wire_patch_reply(iov, 2, want);
+	return out.flags == reply_flags ? out.flags2 : ~0u;
+}
+
+static void test_init_allow_mmap_only_when_offered_and_wanted(void)
+{
+	/* Not offered; offered without FUSE_INIT_EXT (flags2 then means
+	 * nothing); not wanted; a reply without FUSE_INIT_EXT. */
+	CHECK_EQ(init_exchange2(40, FUSE_INIT_EXT, 0, FUSE_INIT_EXT, true), 0);
+	CHECK_EQ(init_exchange2(41, 0, ALLOW_MMAP2, FUSE_INIT_EXT, true), 0);
+	CHECK_EQ(init_exchange2(42, FUSE_INIT_EXT, ALLOW_MMAP2, FUSE_INIT_EXT, false), 0);
+	CHECK_EQ(init_exchange2(43, FUSE_INIT_EXT, ALLOW_MMAP2, 0, true), 0);
+	CHECK(!wire_parallel_direct_writes());
+	CHECK_EQ(init_exchange2(44, FUSE_INIT_EXT, ALLOW_MMAP2 | 1u, FUSE_INIT_EXT, true), ALLOW_MMAP2);
+	CHECK(wire_parallel_direct_writes());
+}
+
+/* A request of opcode, whose reply (error, for reply_unique, with body
+ * bytes before the fuse_open_out) goes out after the thread asked
+ * (ask) for parallel direct writes; the reply's open_flags, or ~0 if any
+ * other byte of it changed. */
+static uint32_t open_exchange(uint32_t opcode, uint64_t unique, bool ask, int32_t error,
+			      uint64_t reply_unique, size_t before)
+{
+	struct msg m;
+	struct fuse_out_header oh = { .len = sizeof(oh), .error = error, .unique = reply_unique };
+	char body[sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out)];
+	struct fuse_open_out out = { .fh = 77, .open_flags = FOPEN_KEEP_CACHE };
+	struct iovec iov[2] = { { &oh, sizeof(oh) }, { body, before + sizeof(out) } };
+
+	memset(body, 0xa5, sizeof(body));
+	memcpy(body + before, &out, sizeof(out));
+	request(&m, opcode, unique);
+	wire_note_request(&m, sizeof(m));
+	if (ask)
+		wire_reply_parallel_direct_writes();
+	wire_patch_reply(iov, 2, true);
+	for (size_t i = 0; i < before; i++)
+		if ((unsigned char)body[i] != 0xa5)
+			return ~0u;
+	memcpy(&out, body + before, sizeof(out));
+	return out.fh == 77 && oh.unique == reply_unique ? out.open_flags : ~0u;
+}
+
+static void test_open_reply_flag_only_when_asked(void)
+{
+	size_t entry = sizeof(struct fuse_entry_out);
+
+	CHECK_EQ(open_exchange(FUSE_OPEN, 50, false, 0, 50, 0), FOPEN_KEEP_CACHE);
+	CHECK_EQ(open_exchange(FUSE_OPEN, 51, true, 0, 51, 0), FOPEN_KEEP_CACHE | PARALLEL_DW);
+	/* CREATE: the fuse_open_out follows the entry. */
+	CHECK_EQ(open_exchange(FUSE_CREATE, 52, true, 0, 52, entry), FOPEN_KEEP_CACHE | PARALLEL_DW);
+	/* An error, another request's reply, or another opcode: left alone. */
+	CHECK_EQ(open_exchange(FUSE_OPEN, 53, true, -EACCES, 53, 0), FOPEN_KEEP_CACHE);
+	CHECK_EQ(open_exchange(FUSE_OPEN, 54, true, 0, 55, 0), FOPEN_KEEP_CACHE);
+	CHECK_EQ(open_exchange(FUSE_OPENDIR, 56, true, 0, 56, 0), FOPEN_KEEP_CACHE);
+	/* The ask lasts for one reply only. */
+	CHECK_EQ(open_exchange(FUSE_OPEN, 57, false, 0, 57, 0), FOPEN_KEEP_CACHE);
 }
 
 static void test_reply_too_short_is_left_alone(void)
@@ -158,6 +237,8 @@ static void test_record_is_per_thread(void)
 int main(void)
 {
 	UNIT_RUN(test_init_flag_only_when_offered_and_wanted);
+	UNIT_RUN(test_init_allow_mmap_only_when_offered_and_wanted);
+	UNIT_RUN(test_open_reply_flag_only_when_asked);
 	UNIT_RUN(test_reply_too_short_is_left_alone);
 	UNIT_RUN(test_kill_flags_per_request);
 	UNIT_RUN(test_short_requests_read_nothing);
