@@ -874,20 +874,33 @@ static struct open_file *open_file_new(fuse_req_t req, struct inode *inode, int 
 	return of;
 }
 
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U	/* Linux 6.8: never reused */
+#endif
+
 /* Whether close(2) of a file on this backing filesystem can report nothing:
  * ext2/3/4, XFS, Btrfs and tmpfs have no flush operation, so a FLUSH
  * request (a round trip per close) would only close a duplicate for
  * nothing. NFS and the others report delayed write errors at close, so
- * their files keep it. Cached per device: statfs on NFS asks the server. */
-static bool backing_close_quiet(struct fs *fs, dev_t dev, int fd)
+ * their files keep it. Remembered per mount, by its unique ID (statx,
+ * from the inode: statfs on NFS asks the server); a device number, or an
+ * older mount ID, could pass to another filesystem once its own is gone. */
+static bool backing_close_quiet(struct fs *fs, int fd)
 {
 	unsigned i, n = __atomic_load_n(&fs->nquiet, __ATOMIC_ACQUIRE);
+	struct statx stx;
 	struct statfs sfs;
+	uint64_t mnt;
 	bool quiet;
 
+	/* Before 6.8 there is no such ID: the FLUSH stays. */
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID_UNIQUE, &stx) < 0 ||
+	    !(stx.stx_mask & STATX_MNT_ID_UNIQUE))
+		return false;
+	mnt = stx.stx_mnt_id;
 	for (i = 0; i < n; i++)
-		if (fs->quiet_devs[i].dev == dev)
-			return fs->quiet_devs[i].quiet;
+		if (fs->quiet_mnts[i].mnt == mnt)
+			return fs->quiet_mnts[i].quiet;
 	if (fstatfs(fd, &sfs) < 0)
 		return false;
 	quiet = sfs.f_type == 0xEF53 ||		/* EXT4_SUPER_MAGIC, also ext2/3 */
@@ -896,11 +909,11 @@ static bool backing_close_quiet(struct fs *fs, dev_t dev, int fd)
 		sfs.f_type == 0x01021994;	/* TMPFS_MAGIC */
 	pthread_mutex_lock(&fs->quiet_lock);
 	n = fs->nquiet;
-	for (i = 0; i < n && fs->quiet_devs[i].dev != dev; i++)
+	for (i = 0; i < n && fs->quiet_mnts[i].mnt != mnt; i++)
 		;
-	if (i == n && n < sizeof(fs->quiet_devs) / sizeof(fs->quiet_devs[0])) {
-		fs->quiet_devs[n].dev = dev;
-		fs->quiet_devs[n].quiet = quiet;
+	if (i == n && n < sizeof(fs->quiet_mnts) / sizeof(fs->quiet_mnts[0])) {
+		fs->quiet_mnts[n].mnt = mnt;
+		fs->quiet_mnts[n].quiet = quiet;
 		__atomic_store_n(&fs->nquiet, n + 1, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&fs->quiet_lock);
@@ -975,7 +988,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fd = -1;
 	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = fs->keep_cache;
-	fi->noflush = backing_close_quiet(fs, of->inode->dev, of->fd);
+	fi->noflush = backing_close_quiet(fs, of->fd);
 	direct_open(fi);
 out:
 	gate_leave(h);
@@ -1032,7 +1045,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = fs->keep_cache;
-	fi->noflush = backing_close_quiet(fs, inode->dev, fd);
+	fi->noflush = backing_close_quiet(fs, fd);
 	direct_open(fi);
 out:
 	gate_leave(h);

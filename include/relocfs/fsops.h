@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <fuse_lowlevel.h>
 
 #include "relocfs/config.h"
@@ -27,13 +28,14 @@ struct fs {
 	bool keep_cache;
 	bool writeback_cache;
 	size_t max_request;		/* bytes, for max_write and read buffers */
-	/* Backing devices seen, and whether close(2) on their filesystem can
-	 * report anything; entries below nquiet are written before it grows. */
+	/* Backing mounts seen (unique mount IDs), and whether close(2) on
+	 * them can report anything; entries below nquiet are written before
+	 * it grows. */
 	pthread_mutex_t quiet_lock;
-	struct fs_quiet_dev {
-		dev_t dev;
+	struct fs_quiet_mnt {
+		uint64_t mnt;
 		bool quiet;
-	} quiet_devs[16];
+	} quiet_mnts[16];
 	unsigned nquiet;
 	const struct config *cfg;
 	struct fuse_session *se;	/* for notifications to the kernel */
