@@ -49,6 +49,7 @@ struct open_file {
 	int ngroups;			/* for the setgid rule; NULL for root */
 	struct inode *inode;
 	struct open_file *prev, *next;	/* home->files, regular files only */
+	enum { IOMODE_NONE, IOMODE_DIRECT, IOMODE_CACHED } iomode;	/* counted as */
 };
 
 struct dir_ent {
@@ -922,20 +923,47 @@ static bool backing_close_quiet(struct fs *fs, int fd)
 
 /* An O_DIRECT open bypasses the mount's page cache either way; with
  * FOPEN_DIRECT_IO and FOPEN_PARALLEL_DIRECT_WRITES the kernel also lets
- * writers of one file run side by side (libfuse's passthrough_ll does the
- * same). Only where the kernel keeps such a file coherent with mappings
- * and other opens (wire_parallel_direct_writes). */
-static void direct_open(struct fuse_file_info *fi)
+ * writers of one file run side by side (wire_parallel_direct_writes says
+ * where). Such a write drops its range from the page cache before it is
+ * sent, but not after, as O_DIRECT otherwise does: a read through the page
+ * cache racing with it could leave the old data cached. So an O_DIRECT
+ * open of a file another handle reads through the page cache keeps the
+ * kernel's O_DIRECT (whose writes go one at a time there anyway), and
+ * while a handle of a file has FOPEN_DIRECT_IO, every new handle of it
+ * bypasses the page cache too. */
+static void direct_open(struct fs *fs, struct open_file *of, struct fuse_file_info *fi)
 {
-	if ((fi->flags & O_DIRECT) && wire_parallel_direct_writes()) {
+	struct inode *in = of->inode;
+
+	if (!S_ISREG(in->type) || !wire_parallel_direct_writes())
+		return;
+	pthread_mutex_lock(&fs->iomode_lock);
+	if (in->direct_opens > 0 || ((fi->flags & O_DIRECT) && in->cached_opens == 0)) {
+		of->iomode = IOMODE_DIRECT;
+		in->direct_opens++;
+	} else {
+		of->iomode = IOMODE_CACHED;
+		in->cached_opens++;
+	}
+	pthread_mutex_unlock(&fs->iomode_lock);
+	if (of->iomode == IOMODE_DIRECT) {
 		fi->direct_io = 1;
 		wire_reply_parallel_direct_writes();
 	}
 }
 
-static void open_file_free(struct open_file *of)
+static void open_file_free(struct fs *fs, struct open_file *of)
 {
 	struct home *h = of->inode->home;
+
+	if (of->iomode != IOMODE_NONE) {
+		pthread_mutex_lock(&fs->iomode_lock);
+		if (of->iomode == IOMODE_DIRECT)
+			of->inode->direct_opens--;
+		else
+			of->inode->cached_opens--;
+		pthread_mutex_unlock(&fs->iomode_lock);
+	}
 
 	if (h != NULL && S_ISREG(of->inode->type)) {
 		pthread_mutex_lock(&h->files_lock);
@@ -989,7 +1017,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = fs->keep_cache;
 	fi->noflush = backing_close_quiet(fs, of->fd);
-	direct_open(fi);
+	direct_open(fs, of, fi);
 out:
 	gate_leave(h);
 	if (fd >= 0)
@@ -1046,7 +1074,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = fs->keep_cache;
 	fi->noflush = backing_close_quiet(fs, fd);
-	direct_open(fi);
+	direct_open(fs, of, fi);
 out:
 	gate_leave(h);
 	if (ret < 0)
@@ -1165,7 +1193,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct home *h = gate_enter(of->inode->home);
 
 	(void)ino;
-	open_file_free(of);
+	open_file_free(fs_of(req), of);
 	gate_leave(h);
 	fuse_reply_err(req, 0);
 }
@@ -1916,6 +1944,7 @@ int fs_init(struct fs *fs, const struct config *cfg, int root_fd,
 	if (ret < 0)
 		return ret;
 	pthread_mutex_init(&fs->quiet_lock, NULL);
+	pthread_mutex_init(&fs->iomode_lock, NULL);
 	fs->inodes.on_free = inode_freed;
 	ret = inomap_init(&fs->inomap, fs->inodes.root.dev);
 	if (ret < 0)
@@ -1927,6 +1956,7 @@ out:
 		inomap_destroy(&fs->inomap);
 		inode_table_destroy(&fs->inodes);
 		pthread_mutex_destroy(&fs->quiet_lock);
+		pthread_mutex_destroy(&fs->iomode_lock);
 	}
 	return ret;
 }
@@ -1937,4 +1967,5 @@ void fs_destroy(struct fs *fs)
 	inode_table_destroy(&fs->inodes);
 	inomap_destroy(&fs->inomap);
 	pthread_mutex_destroy(&fs->quiet_lock);
+	pthread_mutex_destroy(&fs->iomode_lock);
 }

@@ -14,14 +14,16 @@
  *    FUSE_OPEN_KILL_SUIDGID, SETATTR's FATTR_KILL_SUIDGID. The
  *    kernel sets them for callers without CAP_FSETID; fsops drops the bits
  *    as the VFS would;
- *  - adds FUSE_DIRECT_IO_ALLOW_MMAP (Linux 6.6) to the INIT reply when
- *    offered, and FOPEN_PARALLEL_DIRECT_WRITES, which libfuse 3.14 cannot
- *    set, to an OPEN or CREATE reply that fsops asks for. Without it the
- *    kernel serializes every O_DIRECT write to a file on its inode lock, so
- *    16 writers of one disk queue behind each other's round trips.
+ *  - adds FUSE_DIRECT_IO_ALLOW_MMAP to the INIT reply when offered by a
+ *    kernel of protocol 7.40 (Linux 6.9) or later, and
+ *    FOPEN_PARALLEL_DIRECT_WRITES, which libfuse 3.14 cannot set, to an OPEN
+ *    or CREATE reply that fsops asks for. Without it the kernel serializes
+ *    every O_DIRECT write to a file on its inode lock, so 16 writers of one
+ *    disk queue behind each other's round trips. (In 6.6 to 6.8 agreeing
+ *    to ALLOW_MMAP turned parallel direct writes off: not worth asking.)
  *
- * Invariants: every byte passes unchanged but that one flag of the INIT
- * reply; a request too short for the field read leaves the record false
+ * Invariants: every byte passes unchanged but those flags of the INIT
+ * reply and of the OPEN and CREATE replies fsops asks for; a request too short for the field read leaves the record false
  * (libfuse rejects it anyway). libfuse's loops read a request and serve it
  * on the same thread before reading the next, so the per-thread record is
  * that of the request being served. One session per process. */
@@ -91,10 +93,12 @@ void wire_note_request(const void *buf, size_t len)
 	req_unique = h.unique;
 	if (h.opcode == FUSE_INIT) {
 		if (u32_at(buf, len, offsetof(struct fuse_init_in, flags), &v)) {
-			uint32_t v2 = 0;
+			uint32_t v2 = 0, minor = 0;
 
 			atomic_store(&offered, (v & FUSE_HANDLE_KILLPRIV_V2) != 0);
 			atomic_store(&mmap_offered, (v & FUSE_INIT_EXT) != 0 &&
+				     u32_at(buf, len, offsetof(struct fuse_init_in, minor), &minor) &&
+				     minor >= 40 &&
 				     u32_at(buf, len, offsetof(struct fuse_init_in, flags2), &v2) &&
 				     (v2 & (uint32_t)(FUSE_DIRECT_IO_ALLOW_MMAP >> 32)) != 0);
 			atomic_store(&init_unique, h.unique);

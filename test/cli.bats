@@ -543,3 +543,42 @@ daemon_pid() {
 	wait "$RFS_PID" || true
 	assert_equal "$(cd "$SRC" && find . -printf '%p %y %m %s %T@\n' | sort)" "$before"
 }
+
+# reads_during LOG CMD...: READ requests relocfs logged (-d) while CMD ran
+reads_during() {
+	local log=$1 from
+	shift
+	from=$(($(stat -c %s "$log") + 1))
+	"$@"
+	tail -c "+$from" -- "$log" | grep -c "opcode: READ" || true
+}
+
+@test "while a handle of a file bypasses the page cache (O_DIRECT with FOPEN_DIRECT_IO), its other handles do too; then the cache serves them again" {
+	rfs_require_root
+	rfs_mount "$SRC" "$MNT" -d
+	grep -q "FUSE_DIRECT_IO_ALLOW_MMAP added" "$RFS_LOG" ||
+		skip "this kernel does not offer FUSE_DIRECT_IO_ALLOW_MMAP with protocol 7.40 (Linux 6.9)"
+	head -c 65536 /dev/urandom >"$SRC/f"
+	"$RFS_PY" -c '
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+open(sys.argv[2], "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.01)
+os.close(fd)' "$MNT/f" "$T/ready" "$T/stop" &
+	local holder=$! n
+	_rfs_register pid "$holder"
+	rfs_wait_file "$T/ready" 30
+	# buffered reads while the O_DIRECT handle is open: each reaches relocfs
+	for _ in 1 2; do
+		n=$(reads_during "$RFS_LOG" dd if="$MNT/f" of=/dev/null bs=4096 count=1 status=none)
+		[ "$n" -ge 1 ] || fail "a buffered read beside an O_DIRECT handle was served from the page cache"
+	done
+	touch -- "$T/stop"
+	wait "$holder"
+	# alone again: the second read comes from the page cache
+	reads_during "$RFS_LOG" dd if="$MNT/f" of=/dev/null bs=4096 count=1 status=none >/dev/null
+	n=$(reads_during "$RFS_LOG" dd if="$MNT/f" of=/dev/null bs=4096 count=1 status=none)
+	assert_equal "$n" 0
+	cmp -- "$SRC/f" "$MNT/f"
+}

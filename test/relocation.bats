@@ -557,7 +557,7 @@ $DST/vm1/k 666 15"
 	reloc_make_home vm1 4 16
 	rfs_mount "$SRC" "$MNT" -d -o "allow_other,state_dir=$STATE"
 	grep -q "FUSE_DIRECT_IO_ALLOW_MMAP added" "$RFS_LOG" ||
-		skip "this kernel does not offer FUSE_DIRECT_IO_ALLOW_MMAP (Linux 6.6 and later)"
+		skip "this kernel does not offer FUSE_DIRECT_IO_ALLOW_MMAP with protocol 7.40 (Linux 6.9)"
 	# each writer opens the disk now (an open would wait in the pause too),
 	# then writes one block with O_DIRECT once told to
 	local script='

@@ -37,6 +37,7 @@ struct fs {
 		bool quiet;
 	} quiet_mnts[16];
 	unsigned nquiet;
+	pthread_mutex_t iomode_lock;	/* inode direct_opens, cached_opens */
 	const struct config *cfg;
 	struct fuse_session *se;	/* for notifications to the kernel */
 

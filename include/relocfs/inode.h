@@ -24,6 +24,9 @@ struct inode {
 	struct home *home;	/* the home it lies in; NULL for the root */
 	struct rfile *rfile;	/* engine state while its home relocates */
 	uint64_t ino_shown;	/* the number the mount shows (inomap) */
+	/* Open handles that bypass the kernel's page cache (FOPEN_DIRECT_IO)
+	 * and that use it; kept by fsops, under its iomode_lock. */
+	unsigned direct_opens, cached_opens;
 };
 
 struct inode_table {

@@ -25,9 +25,9 @@ bool wire_kill_priv_v2(void);
 bool wire_kill_suidgid(void);
 
 /* Whether the kernel lets a file opened with FOPEN_DIRECT_IO be mapped
- * shared, keeping its page cache coherent (FUSE_DIRECT_IO_ALLOW_MMAP, Linux
- * 6.6): only then does an O_DIRECT open get FOPEN_DIRECT_IO and parallel
- * writes, so that it behaves as on a local filesystem. */
+ * shared and takes its writes side by side (FUSE_DIRECT_IO_ALLOW_MMAP
+ * agreed with a kernel of protocol 7.40, Linux 6.9, or later): only then
+ * does an O_DIRECT open get FOPEN_DIRECT_IO and parallel writes. */
 bool wire_parallel_direct_writes(void);
 
 /* The reply to the OPEN or CREATE the calling worker thread serves will

@@ -67,9 +67,9 @@ static void test_init_flag_only_when_offered_and_wanted(void)
 #define ALLOW_MMAP2 (1u << 4)	/* FUSE_DIRECT_IO_ALLOW_MMAP >> 32 */
 #define PARALLEL_DW (1u << 6)	/* FOPEN_PARALLEL_DIRECT_WRITES */
 
-/* An INIT whose flags2 offer offered2; the reply's flags2 after the patch,
- * or ~0 if its flags changed. */
-static uint32_t init_exchange2(uint64_t unique, uint32_t flags, uint32_t offered2,
+/* An INIT of protocol 7.minor whose flags2 offer offered2; the reply's
+ * flags2 after the patch, or ~0 if its flags changed. */
+static uint32_t init_exchange2(uint64_t unique, uint32_t minor, uint32_t flags, uint32_t offered2,
 			       uint32_t reply_flags, bool want)
 {
 	struct msg m;
@@ -78,6 +78,8 @@ static uint32_t init_exchange2(uint64_t unique, uint32_t flags, uint32_t offered
 	struct iovec iov[2] = { { &oh, sizeof(oh) }, { &out, sizeof(out) } };
 
 	request(&m, FUSE_INIT, unique);
+	m.u.init.major = 7;
+	m.u.init.minor = minor;
 	m.u.init.flags = flags;
 	m.u.init.flags2 = offered2;
 	wire_note_request(&m, sizeof(m.h) + sizeof(m.u.init));
@@ -88,13 +90,16 @@ static uint32_t init_exchange2(uint64_t unique, uint32_t flags, uint32_t offered
 static void test_init_allow_mmap_only_when_offered_and_wanted(void)
 {
 	/* Not offered; offered without FUSE_INIT_EXT (flags2 then means
-	 * nothing); not wanted; a reply without FUSE_INIT_EXT. */
-	CHECK_EQ(init_exchange2(40, FUSE_INIT_EXT, 0, FUSE_INIT_EXT, true), 0);
-	CHECK_EQ(init_exchange2(41, 0, ALLOW_MMAP2, FUSE_INIT_EXT, true), 0);
-	CHECK_EQ(init_exchange2(42, FUSE_INIT_EXT, ALLOW_MMAP2, FUSE_INIT_EXT, false), 0);
-	CHECK_EQ(init_exchange2(43, FUSE_INIT_EXT, ALLOW_MMAP2, 0, true), 0);
+	 * nothing); not wanted; a reply without FUSE_INIT_EXT; offered by a
+	 * kernel before 7.40, where agreeing turns parallel writes off. */
+	CHECK_EQ(init_exchange2(40, 45, FUSE_INIT_EXT, 0, FUSE_INIT_EXT, true), 0);
+	CHECK_EQ(init_exchange2(41, 45, 0, ALLOW_MMAP2, FUSE_INIT_EXT, true), 0);
+	CHECK_EQ(init_exchange2(42, 45, FUSE_INIT_EXT, ALLOW_MMAP2, FUSE_INIT_EXT, false), 0);
+	CHECK_EQ(init_exchange2(43, 45, FUSE_INIT_EXT, ALLOW_MMAP2, 0, true), 0);
+	CHECK_EQ(init_exchange2(44, 39, FUSE_INIT_EXT, ALLOW_MMAP2, FUSE_INIT_EXT, true), 0);
 	CHECK(!wire_parallel_direct_writes());
-	CHECK_EQ(init_exchange2(44, FUSE_INIT_EXT, ALLOW_MMAP2 | 1u, FUSE_INIT_EXT, true), ALLOW_MMAP2);
+	CHECK_EQ(init_exchange2(45, 40, FUSE_INIT_EXT, ALLOW_MMAP2 | 1u, FUSE_INIT_EXT, true),
+		 ALLOW_MMAP2);
 	CHECK(wire_parallel_direct_writes());
 }
 
@@ -137,8 +142,41 @@ static void test_open_reply_flag_only_when_asked(void)
 	CHECK_EQ(open_exchange(FUSE_OPEN, 53, true, -EACCES, 53, 0), FOPEN_KEEP_CACHE);
 	CHECK_EQ(open_exchange(FUSE_OPEN, 54, true, 0, 55, 0), FOPEN_KEEP_CACHE);
 	CHECK_EQ(open_exchange(FUSE_OPENDIR, 56, true, 0, 56, 0), FOPEN_KEEP_CACHE);
-	/* The ask lasts for one reply only. */
 	CHECK_EQ(open_exchange(FUSE_OPEN, 57, false, 0, 57, 0), FOPEN_KEEP_CACHE);
+}
+
+/* The ask lasts for one reply, and a reply of another shape is left alone. */
+static void test_open_reply_flag_once_and_shape_checked(void)
+{
+	struct msg m;
+	struct fuse_out_header oh = { .len = sizeof(oh), .unique = 60 };
+	struct fuse_open_out out = { .fh = 1 };
+	struct fuse_open_out out3[2] = { { .fh = 1 }, { .fh = 2 } };
+	struct iovec iov[3] = { { &oh, sizeof(oh) }, { &out, sizeof(out) }, { &out, sizeof(out) } };
+
+	request(&m, FUSE_OPEN, 60);
+	wire_note_request(&m, sizeof(m));
+	wire_reply_parallel_direct_writes();
+	wire_patch_reply(iov, 2, true);
+	CHECK_EQ(out.open_flags, PARALLEL_DW);
+	out.open_flags = 0;
+	wire_patch_reply(iov, 2, true);	/* the same request's reply again */
+	CHECK_EQ(out.open_flags, 0);
+	/* Three iovecs, or a body too short for a fuse_open_out. */
+	wire_note_request(&m, sizeof(m));
+	wire_reply_parallel_direct_writes();
+	iov[1].iov_base = &out3[0];
+	iov[2].iov_base = &out3[1];
+	wire_patch_reply(iov, 3, true);
+	CHECK_EQ(out3[0].open_flags, 0);
+	CHECK_EQ(out3[1].open_flags, 0);
+	wire_note_request(&m, sizeof(m));
+	wire_reply_parallel_direct_writes();
+	iov[1].iov_base = &out;
+	iov[1].iov_len = sizeof(out) - 1;
+	wire_patch_reply(iov, 2, true);
+	CHECK_EQ(out.open_flags, 0);
+	CHECK_EQ(out.fh, 1);
 }
 
 static void test_reply_too_short_is_left_alone(void)
@@ -239,6 +277,7 @@ int main(void)
 	UNIT_RUN(test_init_flag_only_when_offered_and_wanted);
 	UNIT_RUN(test_init_allow_mmap_only_when_offered_and_wanted);
 	UNIT_RUN(test_open_reply_flag_only_when_asked);
+	UNIT_RUN(test_open_reply_flag_once_and_shape_checked);
 	UNIT_RUN(test_reply_too_short_is_left_alone);
 	UNIT_RUN(test_kill_flags_per_request);
 	UNIT_RUN(test_short_requests_read_nothing);
