@@ -53,7 +53,7 @@ void config_defaults(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s", CONFIG_DEFAULT_STATE_DIR);
 	cfg->log_level = LOG_LVL_INFO;
-	cfg->fuse.max_threads = 16;
+	cfg->fuse.max_threads = 64;
 	cfg->fuse.max_idle_threads = 8;
 	cfg->fuse.clone_fd = true;
 	cfg->fuse.attr_timeout = 86400.0;

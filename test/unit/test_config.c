@@ -66,7 +66,7 @@ static void test_defaults(void)
 	CHECK_STR(cfg.state_dir, CONFIG_DEFAULT_STATE_DIR);
 	CHECK_STR(cfg.state_dir, "/var/lib/relocfs");
 	CHECK_EQ(cfg.log_level, LOG_LVL_INFO);
-	CHECK_EQ(cfg.fuse.max_threads, 16);
+	CHECK_EQ(cfg.fuse.max_threads, 64);
 	CHECK_EQ(cfg.fuse.max_idle_threads, 8);
 	CHECK(cfg.fuse.clone_fd == true);
 	CHECK(cfg.fuse.attr_timeout == 86400.0);
