@@ -274,8 +274,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 	conn->max_write = (unsigned)fs->max_request;
 	conn->max_readahead = (unsigned)fs->max_request;
-	conn->max_background = 64;
-	conn->congestion_threshold = 48;
+	/* Asynchronous requests (readahead, AIO O_DIRECT) in flight at once:
+	 * fewer than the worker threads, so that one VM's deep queue leaves
+	 * some for the other homes. */
+	conn->max_background = fs->cfg->fuse.max_threads * 3 / 4 > 64 ? 64 :
+			       fs->cfg->fuse.max_threads * 3 / 4 < 1 ? 1 :
+			       (unsigned)fs->cfg->fuse.max_threads * 3 / 4;
+	conn->congestion_threshold = conn->max_background * 3 / 4 < 1 ? 1 :
+				     conn->max_background * 3 / 4;
 	/* relocfs owns the tree: nothing changes it behind the kernel's back. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
@@ -930,7 +936,10 @@ static bool backing_close_quiet(struct fs *fs, int fd)
  * open of a file another handle reads through the page cache keeps the
  * kernel's O_DIRECT (whose writes go one at a time there anyway), and
  * while a handle of a file has FOPEN_DIRECT_IO, every new handle of it
- * bypasses the page cache too. */
+ * bypasses the page cache too. Pages cached meanwhile all the same (a
+ * private mapping, readahead(2), an asynchronous O_DIRECT write beside a
+ * cached handle, which the kernel does not drop after either) are dropped
+ * at the first open that uses the page cache again. */
 static void direct_open(struct fs *fs, struct open_file *of, struct fuse_file_info *fi)
 {
 	struct inode *in = of->inode;
@@ -941,15 +950,38 @@ static void direct_open(struct fs *fs, struct open_file *of, struct fuse_file_in
 	if (in->direct_opens > 0 || ((fi->flags & O_DIRECT) && in->cached_opens == 0)) {
 		of->iomode = IOMODE_DIRECT;
 		in->direct_opens++;
+		in->direct_used = true;
 	} else {
 		of->iomode = IOMODE_CACHED;
 		in->cached_opens++;
+		if (in->direct_used)
+			fi->keep_cache = 0;
+		in->direct_used = false;
 	}
+	log_debug("open of inode %llu%s: page cache %s (handles: %u bypassing it, %u using it)",
+		  (unsigned long long)in->ino, (fi->flags & O_DIRECT) ? " with O_DIRECT" : "",
+		  of->iomode == IOMODE_DIRECT ? "bypassed" : fi->keep_cache ? "used" : "dropped, then used",
+		  in->direct_opens, in->cached_opens);
 	pthread_mutex_unlock(&fs->iomode_lock);
 	if (of->iomode == IOMODE_DIRECT) {
 		fi->direct_io = 1;
 		wire_reply_parallel_direct_writes();
 	}
+}
+
+static void open_file_free(struct fs *fs, struct open_file *of);
+
+/* The open was given up (interrupted, or the connection is gone) before
+ * its reply reached the kernel: no RELEASE will come for this handle. */
+static void open_abandoned(struct fs *fs, struct open_file *of, bool created)
+{
+	struct inode *in = of->inode;
+	struct home *h = gate_enter(in->home);
+
+	open_file_free(fs, of);
+	gate_leave(h);
+	if (created)
+		inode_table_forget(&fs->inodes, in, 1);
 }
 
 static void open_file_free(struct fs *fs, struct open_file *of)
@@ -1024,8 +1056,8 @@ out:
 		close(fd);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
-	else
-		fuse_reply_create(req, &e, fi);
+	else if (fuse_reply_create(req, &e, fi) == -ENOENT)
+		open_abandoned(fs, of_of(fi), true);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1079,8 +1111,8 @@ out:
 	gate_leave(h);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
-	else
-		fuse_reply_open(req, fi);
+	else if (fuse_reply_open(req, fi) == -ENOENT)
+		open_abandoned(fs, of_of(fi), false);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -23,8 +23,9 @@
  *    to ALLOW_MMAP turned parallel direct writes off: not worth asking.)
  *
  * Invariants: every byte passes unchanged but those flags of the INIT
- * reply and of the OPEN and CREATE replies fsops asks for; a request too short for the field read leaves the record false
- * (libfuse rejects it anyway). libfuse's loops read a request and serve it
+ * reply and of the OPEN and CREATE replies fsops asks for; a request too
+ * short for the field read leaves the record false (libfuse rejects it
+ * anyway). libfuse's loops read a request and serve it
  * on the same thread before reading the next, so the per-thread record is
  * that of the request being served. One session per process. */
 #define _GNU_SOURCE

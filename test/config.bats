@@ -302,7 +302,7 @@ remount() {
 	conf "state_dir = \"$STATE\";" \
 		'log = { level = "info"; };' \
 		'fuse = {' \
-		'  max_threads = 16;' \
+		'  max_threads = 64;' \
 		'  max_idle_threads = 8;' \
 		'  clone_fd = true;' \
 		'  attr_timeout = 86400.0;' \

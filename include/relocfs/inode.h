@@ -3,6 +3,7 @@
 #ifndef RELOCFS_INODE_H
 #define RELOCFS_INODE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <pthread.h>
@@ -25,8 +26,10 @@ struct inode {
 	struct rfile *rfile;	/* engine state while its home relocates */
 	uint64_t ino_shown;	/* the number the mount shows (inomap) */
 	/* Open handles that bypass the kernel's page cache (FOPEN_DIRECT_IO)
-	 * and that use it; kept by fsops, under its iomode_lock. */
+	 * and that use it, and whether one bypassed it since the last handle
+	 * that used it opened; kept by fsops, under its iomode_lock. */
 	unsigned direct_opens, cached_opens;
+	bool direct_used;
 };
 
 struct inode_table {

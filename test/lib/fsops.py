@@ -294,9 +294,10 @@ def op_mmap_read(path):
 
 
 def op_dio_mix(path):
-    """O_DIRECT beside the page cache and mappings of one file, then 16
-    threads writing their own blocks of it with O_DIRECT at once (no other
-    descriptor open): what each reader sees."""
+    """O_DIRECT beside cached descriptors and a mapping of one file; then an
+    O_DIRECT descriptor alone (relocfs: FOPEN_DIRECT_IO), mapped, with a
+    buffered descriptor opened beside it; then 16 threads writing their own
+    blocks of it with O_DIRECT at once: what each reader sees."""
     import mmap
     import threading
     bs, nblk = 4096, 64
@@ -317,6 +318,19 @@ def op_dio_mix(path):
     m.close()
     for f in (fd, cached, dfd):
         os.close(f)
+    dfd = os.open(path, os.O_RDWR | os.O_DIRECT)
+    m = mmap.mmap(dfd, bs * nblk, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    m[3 * bs:4 * bs] = pattern(bs, 4)
+    os.preadv(dfd, [buf], 3 * bs)
+    print("alone: O_DIRECT read after a store to the mapping:", sha(buf[:]) == sha(pattern(bs, 4)))
+    m.close()
+    later = os.open(path, os.O_RDONLY)
+    print("alone: buffered fd opened beside it:", sha(os.pread(later, bs, 3 * bs)) == sha(pattern(bs, 4)))
+    buf[:] = pattern(bs, 5)
+    os.pwritev(dfd, [buf], 4 * bs)
+    print("alone: that fd after an O_DIRECT write:", sha(os.pread(later, bs, 4 * bs)) == sha(pattern(bs, 5)))
+    os.close(later)
+    os.close(dfd)
     # only O_DIRECT descriptors now, so that the writers can run side by side
     errors = []
 

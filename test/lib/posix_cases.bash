@@ -331,8 +331,10 @@ case_o_direct_and_buffered_io_are_coherent() {
 }
 
 # O_DIRECT opens get FOPEN_DIRECT_IO and parallel writes where the kernel
-# keeps them coherent: a fd's cached pages, a shared mapping of the O_DIRECT
-# fd, and 16 threads writing their own blocks at once, as natively.
+# allows it and no other handle uses the page cache (relocfs(8)): a cached
+# descriptor beside an O_DIRECT one, an O_DIRECT descriptor alone with a
+# shared mapping and a buffered descriptor opened beside it, and 16 threads
+# writing their own blocks at once, all as natively.
 case_o_direct_beside_cache_mappings_and_parallel_writers() {
 	rfs_both 'fsops dio_mix f; sha256sum f'
 	rfs_assert_same_tree
