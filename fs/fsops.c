@@ -271,17 +271,17 @@ static int do_lookup(struct fs *fs, struct inode *dir, struct home *h,
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fs *fs = userdata;
+	unsigned bg = (unsigned)fs->cfg->fuse.max_threads * 3 / 4;
 
 	conn->max_write = (unsigned)fs->max_request;
 	conn->max_readahead = (unsigned)fs->max_request;
 	/* Asynchronous requests (readahead, AIO O_DIRECT) in flight at once:
 	 * fewer than the worker threads, so that one VM's deep queue leaves
 	 * some for the other homes. */
-	conn->max_background = fs->cfg->fuse.max_threads * 3 / 4 > 64 ? 64 :
-			       fs->cfg->fuse.max_threads * 3 / 4 < 1 ? 1 :
-			       (unsigned)fs->cfg->fuse.max_threads * 3 / 4;
-	conn->congestion_threshold = conn->max_background * 3 / 4 < 1 ? 1 :
-				     conn->max_background * 3 / 4;
+	conn->max_background = bg < 1 ? 1 : bg > 64 ? 64 : bg;
+	conn->congestion_threshold = conn->max_background * 3 / 4;
+	if (conn->congestion_threshold < 1)
+		conn->congestion_threshold = 1;
 	/* relocfs owns the tree: nothing changes it behind the kernel's back. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
@@ -969,21 +969,6 @@ static void direct_open(struct fs *fs, struct open_file *of, struct fuse_file_in
 	}
 }
 
-static void open_file_free(struct fs *fs, struct open_file *of);
-
-/* The open was given up (interrupted, or the connection is gone) before
- * its reply reached the kernel: no RELEASE will come for this handle. */
-static void open_abandoned(struct fs *fs, struct open_file *of, bool created)
-{
-	struct inode *in = of->inode;
-	struct home *h = gate_enter(in->home);
-
-	open_file_free(fs, of);
-	gate_leave(h);
-	if (created)
-		inode_table_forget(&fs->inodes, in, 1);
-}
-
 static void open_file_free(struct fs *fs, struct open_file *of)
 {
 	struct home *h = of->inode->home;
@@ -1010,6 +995,19 @@ static void open_file_free(struct fs *fs, struct open_file *of)
 	close(of->fd);
 	free(of->groups);
 	free(of);
+}
+
+/* The open was given up (interrupted, or the connection is gone) before
+ * its reply reached the kernel: no RELEASE will come for this handle. */
+static void open_abandoned(struct fs *fs, struct open_file *of, bool created)
+{
+	struct inode *in = of->inode;
+	struct home *h = gate_enter(in->home);
+
+	open_file_free(fs, of);
+	gate_leave(h);
+	if (created)
+		inode_table_forget(&fs->inodes, in, 1);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,

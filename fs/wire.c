@@ -47,7 +47,7 @@ static atomic_bool mmap_agreed;		/* and the reply carried it */
 static __thread bool kill_request;
 static __thread uint32_t req_opcode;	/* of the request being served */
 static __thread uint64_t req_unique;
-static __thread uint32_t open_add;	/* FOPEN_* flags for its reply */
+static __thread bool open_parallel;	/* its reply: FOPEN_PARALLEL_DIRECT_WRITES */
 
 #ifndef FUSE_DIRECT_IO_ALLOW_MMAP
 #define FUSE_DIRECT_IO_ALLOW_MMAP (1ULL << 36)
@@ -86,7 +86,7 @@ void wire_note_request(const void *buf, size_t len)
 	kill_request = false;
 	req_opcode = 0;
 	req_unique = 0;
-	open_add = 0;
+	open_parallel = false;
 	if (len < sizeof(h))
 		return;
 	memcpy(&h, buf, sizeof(h));
@@ -115,15 +115,14 @@ void wire_note_request(const void *buf, size_t len)
 }
 
 /* An OPEN or CREATE reply of the request this thread serves, whose
- * fuse_open_out ends the body, takes the flags fsops asked for. */
+ * fuse_open_out ends the body, takes FOPEN_PARALLEL_DIRECT_WRITES. */
 static void patch_open_reply(struct iovec *iov, int count)
 {
 	struct fuse_out_header h;
 	struct fuse_open_out out;
-	uint32_t add = open_add;
 	char *at;
 
-	open_add = 0;
+	open_parallel = false;
 	if ((req_opcode != FUSE_OPEN && req_opcode != FUSE_CREATE) || count != 2 ||
 	    iov[0].iov_len < sizeof(h) || iov[1].iov_len < sizeof(out))
 		return;
@@ -132,7 +131,7 @@ static void patch_open_reply(struct iovec *iov, int count)
 		return;
 	at = (char *)iov[1].iov_base + iov[1].iov_len - sizeof(out);
 	memcpy(&out, at, sizeof(out));
-	out.open_flags |= add;
+	out.open_flags |= FOPEN_PARALLEL_DIRECT_WRITES;
 	memcpy(at, &out, sizeof(out));
 }
 
@@ -142,7 +141,7 @@ void wire_patch_reply(struct iovec *iov, int count, bool want)
 	struct fuse_out_header h;
 	struct fuse_init_out *out;
 
-	if (open_add != 0)
+	if (open_parallel)
 		patch_open_reply(iov, count);
 	if (unique == 0 || count < 2 || iov[0].iov_len < sizeof(h))
 		return;
@@ -181,7 +180,7 @@ static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	(void)userdata;
-	if (open_add != 0 || atomic_load(&init_unique) != 0)
+	if (open_parallel || atomic_load(&init_unique) != 0)
 		wire_patch_reply(iov, count, atomic_load(&wanted));
 	return writev(fd, iov, count);
 }
@@ -217,5 +216,5 @@ bool wire_parallel_direct_writes(void)
 
 void wire_reply_parallel_direct_writes(void)
 {
-	open_add = FOPEN_PARALLEL_DIRECT_WRITES;
+	open_parallel = true;
 }

@@ -437,3 +437,21 @@ remount() {
 	for i in "${readers[@]}"; do wait "$i"; done
 	for i in 1 2 3 4 5 6; do cmp -- "$T/data" "$T/out$i"; done
 }
+
+@test "asynchronous requests are held to three quarters of fuse.max_threads (at most 64), so that a deep queue leaves threads free" {
+	rfs_require_root
+	local t
+	for t in 8 64 1024 1; do
+		conf "fuse = { max_threads = $t; };"
+		rfs_mount "$SRC" "$MNT" -d -o "config=$CONF,state_dir=$STATE"
+		case $t in
+		8) grep -q "max_background=6$" "$RFS_LOG" && grep -q "congestion_threshold=4$" "$RFS_LOG" ;;
+		64) grep -q "max_background=48$" "$RFS_LOG" && grep -q "congestion_threshold=36$" "$RFS_LOG" ;;
+		1024) grep -q "max_background=64$" "$RFS_LOG" && grep -q "congestion_threshold=48$" "$RFS_LOG" ;;
+		1) grep -q "max_background=1$" "$RFS_LOG" && grep -q "congestion_threshold=1$" "$RFS_LOG" ;;
+		esac || fail "max_threads $t: $(grep -E 'max_background|congestion' "$RFS_LOG")"
+		rfs_umount "$MNT"
+		rfs_wait_gone "$RFS_PID"
+		: >"$RFS_LOG"
+	done
+}

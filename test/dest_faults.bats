@@ -48,6 +48,18 @@ teardown() {
 	reloc_teardown
 }
 
+# df_faultfs_dst: DST on a faultfs over a tmpfs; BACK is the tmpfs, FFS
+# the faultfs mount
+df_faultfs_dst() {
+	BACK=$BATS_TEST_TMPDIR/back
+	FFS=$BATS_TEST_TMPDIR/ffs
+	faultfs_require
+	rfs_tmpfs "$BACK" 256m
+	faultfs_mount "$BACK" "$FFS"
+	mkdir "$FFS/dst"
+	DST=$FFS/dst
+}
+
 # df_start: relocfs, the writer on the disk, and a relocation of vm1 to DST
 # at 1 MiB/s that has begun copying. RELOC_ID is its id.
 df_start() {
@@ -102,21 +114,16 @@ df_assert_rolled_back() {
 }
 
 @test "the destination fails with EIO during the copy: failed (Input/output error), rolled back, partial copy removed" {
-	local back=$BATS_TEST_TMPDIR/back ffs=$BATS_TEST_TMPDIR/ffs
-	faultfs_require
-	rfs_tmpfs "$back" 256m
-	faultfs_mount "$back" "$ffs"
-	mkdir "$ffs/dst"
-	DST=$ffs/dst
+	df_faultfs_dst
 	df_start 61
-	assert_exist "$back/dst/vm1"
-	faultfs_fail "$ffs"
+	assert_exist "$BACK/dst/vm1"
+	faultfs_fail "$FFS"
 	df_assert_failed "Input/output error"
 	# removed in fail mode (unlink and rmdir still work)
-	assert_not_exist "$back/dst/vm1"
+	assert_not_exist "$BACK/dst/vm1"
 	df_assert_rolled_back
-	faultfs_heal "$ffs"
-	assert_equal "$(ls -A "$back/dst")" ""
+	faultfs_heal "$FFS"
+	assert_equal "$(ls -A "$BACK/dst")" ""
 	# the same destination works again once healed
 	reloc_migrate vm1 "$DST" --wait
 	reloc_assert_home_on vm1 "$DST"
@@ -159,37 +166,28 @@ df_assert_rolled_back() {
 }
 
 @test "a round's flush of the destination fails and loses what the round wrote: failed (Input/output error), rolled back from the journal's copy" {
-	local back=$BATS_TEST_TMPDIR/back ffs=$BATS_TEST_TMPDIR/ffs hold=$BATS_TEST_TMPDIR/hold
+	local hold=$BATS_TEST_TMPDIR/hold
 	local -a RFS_LAUNCHER=(env "RELOCFS_FAILPOINT_HOLD=round-sealed:$hold")
-	faultfs_require
-	rfs_tmpfs "$back" 256m
-	faultfs_mount "$back" "$ffs"
-	mkdir "$ffs/dst"
-	DST=$ffs/dst
+	df_faultfs_dst
 	reloc_mount
 	reloc_writer_start w "$MNT/vm1/disk-flat.vmdk" --seed 65 --interval 0.002
 	reloc_migrate vm1 "$DST" --manual-cutover --pause-budget 1
 	# the first round has sealed a generation of the writer's blocks
 	rfs_wait_file "$hold" 60
-	faultfs_fail_lossy "$ffs"
+	faultfs_fail_lossy "$FFS"
 	rm -f -- "$hold"
 	df_assert_failed "Input/output error"
-	faultfs_heal "$ffs"
+	faultfs_heal "$FFS"
 	df_assert_rolled_back
-	assert_equal "$(ls -A "$back/dst")" ""
+	assert_equal "$(ls -A "$BACK/dst")" ""
 }
 
 @test "a destination that reports write errors at close(2), as NFS does: once the home moved there, close through the mount returns them" {
-	local back=$BATS_TEST_TMPDIR/back ffs=$BATS_TEST_TMPDIR/ffs
-	faultfs_require
-	rfs_tmpfs "$back" 256m
-	faultfs_mount "$back" "$ffs"
-	mkdir "$ffs/dst"
-	DST=$ffs/dst
+	df_faultfs_dst
 	reloc_mount
 	reloc_migrate vm1 "$DST" --wait
 	reloc_assert_home_on vm1 "$DST"
-	faultfs_fail_close "$ffs"
+	faultfs_fail_close "$FFS"
 	# an existing file opened, and a new one created, on the destination
 	run "$RFS_PY" -c '
 import os, sys, errno
@@ -206,9 +204,9 @@ for path, flags in ((sys.argv[1], os.O_WRONLY | os.O_APPEND),
 print(" / ".join(res))' "$MNT/vm1/vm1.vmx" "$MNT/vm1/new.log"
 	assert_success
 	assert_output "close EIO / close EIO"
-	faultfs_heal "$ffs"
+	faultfs_heal "$FFS"
 	# the writes themselves went through (faultfs holds them until fsync)
 	assert_equal "$(tail -n 1 -- "$MNT/vm1/vm1.vmx")" "after the move"
-	assert_equal "$(cat -- "$ffs/dst/vm1/new.log")" "after the move"
+	assert_equal "$(cat -- "$FFS/dst/vm1/new.log")" "after the move"
 	run -0 "$RFS_PY" -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_WRONLY))' "$MNT/vm1/new.log"
 }

@@ -108,49 +108,47 @@ faultfs_fail() {
 	done
 }
 
+# _faultfs_switch MNT SIG WHAT PROBE...: send SIG to MNT's daemon, then run
+# PROBE until it fails (the daemon has taken the signal), for up to 10 s;
+# WHAT says what still works then, for the failure message
+_faultfs_switch() {
+	local mnt=$1 sig=$2 what=$3 pid n=0
+	shift 3
+	pid=$(faultfs_pid "$mnt")
+	[ -n "$pid" ] || { fail "no faultfs daemon known for $mnt"; return 1; }
+	kill -"$sig" "$pid"
+	while "$@" 2>/dev/null; do
+		n=$((n + 1))
+		[ "$n" -lt 200 ] || { fail "faultfs at $mnt still $what 10 s after SIG$sig"; return 1; }
+		sleep 0.05
+	done
+}
+
 # faultfs_fail_dirsync MNT: only directory flushes fail with EIO from now
 # on. Returns once the daemon has taken the signal (an fsync of MNT fails).
 faultfs_fail_dirsync() {
-	local pid n=0
-	pid=$(faultfs_pid "$1")
-	[ -n "$pid" ] || { fail "no faultfs daemon known for $1"; return 1; }
-	kill -RTMIN "$pid"
-	while sync -- "$1" 2>/dev/null; do
-		n=$((n + 1))
-		[ "$n" -lt 200 ] || { fail "faultfs at $1 still flushes directories 10 s after SIGRTMIN"; return 1; }
-		sleep 0.05
-	done
+	_faultfs_switch "$1" RTMIN "flushes directories" sync -- "$1"
 }
 
 # faultfs_fail_lossy MNT: a failed fsync loses the file's pending writes
 # from now on. Returns once the daemon has taken the signal (a probe file's
 # fsync fails).
 faultfs_fail_lossy() {
-	local pid n=0 p=$1/.faultfs-lossy-probe
-	pid=$(faultfs_pid "$1")
-	[ -n "$pid" ] || { fail "no faultfs daemon known for $1"; return 1; }
-	kill -RTMIN+1 "$pid"
-	while dd if=/dev/zero of="$p" bs=512 count=1 conv=fsync status=none 2>/dev/null; do
-		n=$((n + 1))
-		[ "$n" -lt 200 ] || { rm -f -- "$p"; fail "faultfs at $1 still flushes files 10 s after SIGRTMIN+1"; return 1; }
-		sleep 0.05
-	done
+	local p=$1/.faultfs-lossy-probe rc=0
+	_faultfs_switch "$1" RTMIN+1 "flushes files" \
+		dd if=/dev/zero of="$p" bs=512 count=1 conv=fsync status=none || rc=$?
 	rm -f -- "$p"
+	return "$rc"
 }
 
 # faultfs_fail_close MNT: close(2) of a file fails with EIO from now on.
 # Returns once the daemon has taken the signal (a probe file's close fails).
 faultfs_fail_close() {
-	local pid n=0 p=$1/.faultfs-close-probe
-	pid=$(faultfs_pid "$1")
-	[ -n "$pid" ] || { fail "no faultfs daemon known for $1"; return 1; }
-	kill -RTMIN+2 "$pid"
-	while "$RFS_PY" -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600))' "$p" 2>/dev/null; do
-		n=$((n + 1))
-		[ "$n" -lt 200 ] || { rm -f -- "$p"; fail "faultfs at $1 still closes files 10 s after SIGRTMIN+2"; return 1; }
-		sleep 0.05
-	done
+	local p=$1/.faultfs-close-probe rc=0
+	_faultfs_switch "$1" RTMIN+2 "closes files" "$RFS_PY" -c \
+		'import os, sys; os.close(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600))' "$p" || rc=$?
 	rm -f -- "$p"
+	return "$rc"
 }
 
 # faultfs_heal MNT: back to normal; returns once a probe mkdir and an fsync
