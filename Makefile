@@ -7,7 +7,7 @@ MANDIR    ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 
 CC        ?= cc
-PKGS      := fuse3 libconfig libxxhash
+PKGS      := fuse3 libconfig libxxhash liburing
 OPT       ?= -O2 -g
 WARN      := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 CFLAGS    += -std=gnu11 $(OPT) $(WARN) -Iinclude -pthread \

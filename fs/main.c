@@ -28,6 +28,7 @@
 #include "relocfs/fileutil.h"
 #include "relocfs/fsops.h"
 #include "relocfs/log.h"
+#include "relocfs/ring.h"
 #include "relocfs/statedir.h"
 #include "relocfs/wire.h"
 
@@ -182,6 +183,19 @@ static void raise_nofile_limit(void)
 }
 
 /* Parses a decimal u64 field; false on anything else. */
+/* Ring threads per kernel queue: fuse.max_threads spread over the queues
+ * (one per possible CPU), at least 2 so that one slow request does not
+ * hold up a CPU's others; 0 for no ring. */
+static unsigned ring_threads_per_queue(const struct config *cfg, bool singlethread)
+{
+	unsigned nq = ring_queues(), n;
+
+	if (!cfg->fuse.io_uring || singlethread)
+		return 0;
+	n = ((unsigned)cfg->fuse.max_threads + nq - 1) / nq;
+	return n < 2 ? 2 : n;
+}
+
 static bool parse_u64(const char *s, uint64_t *v)
 {
 	char *end;
@@ -397,7 +411,7 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, mountpoint) != 0)
 		goto out;
 	mounted = 1;
-	r = wire_install(se);
+	r = wire_install(se, ring_threads_per_queue(&cfg, fopts.singlethread));
 	if (r < 0) {
 		fprintf(stderr, "relocfs: FUSE I/O hooks: %s\n", strerror(-r));
 		goto out;
@@ -430,6 +444,8 @@ int main(int argc, char *argv[])
 	log_notice("unmounted %s", mountpoint);
 out:
 	ctl_server_stop(ctl);
+	/* Before the unmount: the ring's pending commands hold the device. */
+	wire_stop();
 	if (mounted)
 		fuse_session_unmount(se);
 	if (se != NULL) {

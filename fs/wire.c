@@ -36,6 +36,7 @@
 #include <linux/fuse.h>
 
 #include "relocfs/log.h"
+#include "relocfs/ring.h"
 #include "relocfs/wire.h"
 
 static _Atomic uint64_t init_unique;	/* the INIT being answered, 0 if none */
@@ -44,6 +45,11 @@ static atomic_bool wanted;		/* libfuse passes every request here */
 static atomic_bool agreed;		/* the reply carried it */
 static atomic_bool mmap_offered;	/* FUSE_DIRECT_IO_ALLOW_MMAP offered */
 static atomic_bool mmap_agreed;		/* and the reply carried it */
+static atomic_bool ring_offered;	/* FUSE_OVER_IO_URING offered */
+static unsigned ring_per_queue;		/* threads per queue; 0: no ring */
+static size_t ring_payload;		/* what the INIT reply makes the kernel ask */
+static struct fuse_session *wire_se;
+static __thread bool ring_after_write;	/* this thread writes the INIT reply agreeing */
 static __thread bool kill_request;
 static __thread uint32_t req_opcode;	/* of the request being served */
 static __thread uint64_t req_unique;
@@ -102,6 +108,8 @@ void wire_note_request(const void *buf, size_t len)
 				     minor >= 40 &&
 				     u32_at(buf, len, offsetof(struct fuse_init_in, flags2), &v2) &&
 				     (v2 & (uint32_t)(FUSE_DIRECT_IO_ALLOW_MMAP >> 32)) != 0);
+			atomic_store(&ring_offered, (v & FUSE_INIT_EXT) != 0 && minor >= 42 &&
+				     (v2 & (uint32_t)(RING_FUSE_OVER_IO_URING >> 32)) != 0);
 			atomic_store(&init_unique, h.unique);
 		}
 		return;
@@ -165,6 +173,25 @@ void wire_patch_reply(struct iovec *iov, int count, bool want)
 		atomic_store(&mmap_agreed, true);
 		log_debug("init: FUSE_DIRECT_IO_ALLOW_MMAP added to the reply");
 	}
+	if (want && ring_per_queue > 0 && atomic_load(&ring_offered) &&
+	    (out->flags & FUSE_INIT_EXT) != 0 &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, max_pages) + sizeof(out->max_pages)) {
+		/* The kernel refuses an entry whose payload is smaller than
+		 * its largest request or reply. */
+		size_t pages = (out->flags & FUSE_MAX_PAGES) ? out->max_pages : 32;
+
+		ring_payload = pages * 4096;
+		if (ring_payload < out->max_write)
+			ring_payload = out->max_write;
+		if (ring_payload < 8192)
+			ring_payload = 8192;
+		out->flags2 |= (uint32_t)(RING_FUSE_OVER_IO_URING >> 32);
+		ring_after_write = true;
+		log_debug("init: FUSE_OVER_IO_URING added to the reply");
+	} else if (ring_per_queue > 0) {
+		log_info("init: the kernel does not offer FUSE over io_uring (fuse module "
+			 "parameter enable_uring, Linux 6.14 on); requests come over /dev/fuse");
+	}
 }
 
 static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
@@ -179,13 +206,26 @@ static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 
 static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
+	ssize_t n;
+
 	(void)userdata;
 	if (open_parallel || atomic_load(&init_unique) != 0)
 		wire_patch_reply(iov, count, atomic_load(&wanted));
-	return writev(fd, iov, count);
+	n = ring_take_reply(iov, count);
+	if (n >= 0)
+		return n;
+	n = writev(fd, iov, count);
+	if (ring_after_write) {
+		/* The kernel has taken the INIT reply: entries may register. */
+		ring_after_write = false;
+		if (n >= 0 && ring_start(wire_se, fuse_session_fd(wire_se), ring_per_queue,
+					 ring_payload) < 0)
+			log_error("ring: not started; requests come over /dev/fuse");
+	}
+	return n;
 }
 
-int wire_install(struct fuse_session *se)
+int wire_install(struct fuse_session *se, unsigned ring_threads_per_queue)
 {
 	static const struct fuse_custom_io io = { .read = wire_read, .writev = wire_writev };
 
@@ -193,10 +233,17 @@ int wire_install(struct fuse_session *se)
 	 * while each request comes through wire_read, as in libfuse up to
 	 * 3.17 without splice (op_init turns splice off); later ones can
 	 * receive through io_uring. */
+	wire_se = se;
 	atomic_store(&wanted, fuse_version() >= 314 && fuse_version() < 318);
+	ring_per_queue = atomic_load(&wanted) ? ring_threads_per_queue : 0;
 	if (!atomic_load(&wanted))
 		log_notice("libfuse %d: FUSE_HANDLE_KILLPRIV_V2 not negotiated", fuse_version());
 	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+}
+
+void wire_stop(void)
+{
+	ring_stop();
 }
 
 bool wire_kill_priv_v2(void)

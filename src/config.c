@@ -38,6 +38,7 @@ static const struct setting settings[] = {
 	{ "fuse.keep_cache", T_BOOL, 0, 0, OFF(fuse.keep_cache), 0 },
 	{ "fuse.writeback_cache", T_BOOL, 0, 0, OFF(fuse.writeback_cache), 0 },
 	{ "fuse.max_request_kib", T_INT, 4, 1024, OFF(fuse.max_request_kib), 0 },
+	{ "fuse.io_uring", T_BOOL, 0, 0, OFF(fuse.io_uring), 0 },
 	{ "relocation.pause_budget_ms", T_INT, 1, 60000, OFF(relocation.pause_budget_ms), 0 },
 	{ "relocation.copy_threads", T_INT, 1, 16, OFF(relocation.copy_threads), 0 },
 	{ "relocation.rate_limit_mib", T_INT, 0, 1000000, OFF(relocation.rate_limit_mib), 0 },
@@ -62,6 +63,7 @@ void config_defaults(struct config *cfg)
 	cfg->fuse.keep_cache = true;
 	cfg->fuse.writeback_cache = false;
 	cfg->fuse.max_request_kib = 1024;
+	cfg->fuse.io_uring = true;
 	cfg->relocation.pause_budget_ms = 100;
 	cfg->relocation.copy_threads = 4;
 	cfg->relocation.rate_limit_mib = 0;

@@ -25,6 +25,7 @@ struct config_fuse {
 	bool keep_cache;
 	bool writeback_cache;
 	int max_request_kib;
+	bool io_uring;		/* when the kernel offers it */
 };
 
 struct config_relocation {

@@ -1,6 +1,7 @@
 /* wire: hooks on the raw FUSE messages, for what libfuse 3.14 cannot
  * negotiate or pass on (FUSE_HANDLE_KILLPRIV_V2 and its kill flags,
- * FUSE_DIRECT_IO_ALLOW_MMAP, FOPEN_PARALLEL_DIRECT_WRITES). */
+ * FUSE_DIRECT_IO_ALLOW_MMAP, FOPEN_PARALLEL_DIRECT_WRITES,
+ * FUSE_OVER_IO_URING, whose transport is fs/ring.c). */
 #ifndef RELOCFS_WIRE_H
 #define RELOCFS_WIRE_H
 
@@ -13,8 +14,13 @@
 
 /* Puts relocfs's hooks between /dev/fuse and libfuse; call after
  * fuse_session_mount. The INIT reply takes FUSE_HANDLE_KILLPRIV_V2 if the
- * kernel offers it. -errno on failure. */
-int wire_install(struct fuse_session *se);
+ * kernel offers it, and FUSE_OVER_IO_URING if it offers that and
+ * ring_threads_per_queue is not 0 (then that many threads per queue serve
+ * the ring once the kernel has the reply). -errno on failure. */
+int wire_install(struct fuse_session *se, unsigned ring_threads_per_queue);
+
+/* Stops the ring's threads, if any; after the session loop returned. */
+void wire_stop(void);
 
 /* Whether the kernel agreed to leave setuid/setgid killing to relocfs. */
 bool wire_kill_priv_v2(void);

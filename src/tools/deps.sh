@@ -4,7 +4,7 @@
 # install and fails.
 set -euo pipefail
 
-pkgs=(build-essential pkg-config libfuse3-dev fuse3 libxxhash-dev libconfig-dev
+pkgs=(build-essential pkg-config libfuse3-dev fuse3 libxxhash-dev libconfig-dev liburing-dev
       bats bats-support bats-assert bats-file attr acl e2fsprogs util-linux
       python3 xxhash cppcheck clang-tidy fio)
 [ "${RELOCFS_BENCH:-}" = 1 ] && pkgs+=(bindfs mergerfs rsync)
