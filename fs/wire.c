@@ -21,6 +21,10 @@
  *    every O_DIRECT write to a file on its inode lock, so 16 writers of one
  *    disk queue behind each other's round trips. (In 6.6 to 6.8 agreeing
  *    to ALLOW_MMAP turned parallel direct writes off: not worth asking.)
+ *  - adds FUSE_OVER_IO_URING to the INIT reply when the kernel offers it
+ *    (protocol 7.42) and fuse.io_uring asks for it, then starts the ring
+ *    (fs/ring.c) once the kernel has taken that reply; the writev hook
+ *    hands the ring the replies to the requests it serves.
  *
  * Invariants: every byte passes unchanged but those flags of the INIT
  * reply and of the OPEN and CREATE replies fsops asks for; a request too
@@ -230,9 +234,9 @@ int wire_install(struct fuse_session *se, unsigned ring_threads_per_queue)
 	static const struct fuse_custom_io io = { .read = wire_read, .writev = wire_writev };
 
 	/* The flag promises that relocfs sees every request's kill flag: true
-	 * while each request comes through wire_read, as in libfuse up to
-	 * 3.17 without splice (op_init turns splice off); later ones can
-	 * receive through io_uring. */
+	 * while each request comes through wire_read or the ring, as in
+	 * libfuse up to 3.17 without splice (op_init turns splice off); later
+	 * ones can receive through their own io_uring. */
 	wire_se = se;
 	atomic_store(&wanted, fuse_version() >= 314 && fuse_version() < 318);
 	ring_per_queue = atomic_load(&wanted) ? ring_threads_per_queue : 0;

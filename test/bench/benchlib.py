@@ -446,6 +446,7 @@ PT_ROWS = [
 ]
 PT_COLS = ["native", "relocfs", "bindfs", "mergerfs"]
 WBC = "relocfs-wbc"     # a second relocfs with fuse.writeback_cache = true
+URING = "relocfs-uring"  # a third, its requests over io_uring (enable_uring on)
 
 
 def noisy(data, sec, cells, limit=1.5):
@@ -475,7 +476,19 @@ def report_passthrough(data, order):
         rows.append(r)
     print_table(["workload", "unit", "native", "relocfs", "x native", "bindfs", "x native",
                  "mergerfs", "x native"], rows)
-    noisy(data, sec, [(key, key, c) for key, _, _ in PT_ROWS for c in PT_COLS + [WBC]])
+    noisy(data, sec, [(key, key, c) for key, _, _ in PT_ROWS for c in PT_COLS + [WBC, URING]])
+    ur = []
+    for key, label, unit in PT_ROWS:
+        v = med(data, sec, key, URING)
+        if v is not None:
+            ur.append("%s %s %s (%s native, %s of relocfs over /dev/fuse)"
+                      % (label, fmt(v, unit), unit, fx(ratio_med(data, sec, key, URING, key, "native")),
+                         fx(ratio_med(data, sec, key, URING, key, "relocfs"))))
+    if ur:
+        print("relocfs with its requests over io_uring (the shipped settings; the fuse module's "
+              "enable_uring, off by default, switched on for its mount; README.md):")
+        for line in ur:
+            print("  " + line)
     wbc = []
     for key, label, unit in PT_ROWS:
         v = med(data, sec, key, WBC)
@@ -625,6 +638,11 @@ def cmd_summary(args):
             if r is not None:
                 lines.append("info: with fuse.writeback_cache = true (not the default, not counted): "
                              "%s %s native (target >= %.1fx)" % (what, fx(r), want))
+            r = ratio_med(data, sec, key, URING, key, "native")
+            if r is not None:
+                lines.append("info: over io_uring (the kernel's enable_uring on, not counted): "
+                             "%s %s native (target >= %.1fx: %s)" % (what, fx(r), want,
+                                                                    "met" if r >= want else "missed"))
         for key, label, unit in PT_ROWS:
             v = med(data, sec, key, "relocfs")
             peers = [(p, med(data, sec, key, p)) for p in ("bindfs", "mergerfs")]
@@ -637,6 +655,11 @@ def cmd_summary(args):
                    % (" and ".join(p for p, _ in have), label, fmt(v, unit),
                       " / ".join(fmt(x, unit) for _, x in have), unit,
                       "".join(" (%s: failed)" % p for p in failed)))
+            u = med(data, sec, key, URING)
+            if u is not None:
+                lines.append("info: over io_uring (not counted): %s %s %s, %s of both peers"
+                             % (label, fmt(u, unit), unit,
+                                "ahead" if all(u > x for _, x in have) else "not ahead"))
     # 2. During a relocation
     sec = "during"
     if sec in data:
