@@ -36,6 +36,7 @@
 #include "relocfs/creds.h"
 #include "relocfs/fsops.h"
 #include "relocfs/log.h"
+#include "relocfs/ring.h"
 #include "relocfs/treeutil.h"
 #include "relocfs/wire.h"
 
@@ -78,7 +79,11 @@ static void read_buf_key_init(void)
 /* The calling worker's read buffer, allocated once per thread. */
 static char *read_buf(const struct fs *fs)
 {
-	void *buf = pthread_getspecific(read_buf_key);
+	void *buf = ring_reply_buffer(fs->max_request);
+
+	if (buf != NULL)
+		return buf;
+	buf = pthread_getspecific(read_buf_key);
 
 	if (buf == NULL) {
 		if (posix_memalign(&buf, 4096, fs->max_request) != 0)

@@ -122,6 +122,13 @@ void *ring_frame(const struct ring_req_header *hdr, char *payload, size_t cap, s
 	return start;
 }
 
+void *ring_reply_buffer(size_t size)
+{
+	struct ring_thread *t = cur;
+
+	return t != NULL && t->unique != 0 && size <= t->cap ? t->payload : NULL;
+}
+
 ssize_t ring_take_reply(const struct iovec *iov, int count)
 {
 	struct ring_thread *t = cur;
@@ -146,7 +153,9 @@ ssize_t ring_take_reply(const struct iovec *iov, int count)
 		char *at = t->payload;
 
 		for (i = 1; i < count; i++) {
-			memmove(at, iov[i].iov_base, iov[i].iov_len);
+			/* Data read into ring_reply_buffer is in place. */
+			if (iov[i].iov_base != at)
+				memmove(at, iov[i].iov_base, iov[i].iov_len);
 			at += iov[i].iov_len;
 		}
 	}

@@ -52,6 +52,11 @@ bool ring_active(void);
  * /dev/fuse). */
 ssize_t ring_take_reply(const struct iovec *iov, int count);
 
+/* The entry's payload buffer if the calling thread serves a request from
+ * the ring and it holds size bytes, else NULL: a READ's data read into it
+ * is replied without a copy. Valid until the reply. */
+void *ring_reply_buffer(size_t size);
+
 /* The /dev/fuse form of a ring entry's request, built in place in front
  * of the payload (exposed for the unit tests): hdr holds the header and
  * first argument, payload (cap bytes, with RING_HEADROOM bytes writable
