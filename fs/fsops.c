@@ -200,10 +200,43 @@ static int wait_durable(struct home *h)
 	return ret;
 }
 
-/* The home a child of dir named name belongs to. */
+/* The home a child of dir named name belongs to, made if need be: for
+ * requests that create the child, or act on one the kernel has looked up. */
 static struct home *child_home(struct fs *fs, struct inode *dir, const char *name)
 {
 	return is_root(fs, dir) ? home_get(fs, name) : dir->home;
+}
+
+/* child_home for a name that may not exist (lookup): a root entry without
+ * a home gets one only once it is found on the source, so looking up
+ * missing names allocates nothing. "." and ".." at the root are the root
+ * itself, of no home. -errno: the entry is not there. */
+static int lookup_home(struct fs *fs, struct inode *dir, const char *name, struct home **hp)
+{
+	int fd;
+
+	*hp = NULL;
+	if (!is_root(fs, dir)) {
+		*hp = dir->home;
+		return 0;
+	}
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return 0;
+	*hp = home_find(fs, name);
+	if (*hp != NULL)
+		return 0;
+	/* Neither known nor placed: on the source, if anywhere. */
+	fd = openat(fs->inodes.root.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int ret = -errno;
+
+		/* Made (and maybe placed) meanwhile: its home says where. */
+		*hp = home_find(fs, name);
+		return *hp != NULL ? 0 : ret;
+	}
+	close(fd);
+	*hp = home_get(fs, name);
+	return *hp != NULL ? 0 : -ENOMEM;
 }
 
 /* Descriptor in which dir's child name lives: at the root, the root of the
@@ -318,11 +351,15 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 	struct inode *dir = inode_of(req, parent);
-	struct home *h = gate_enter(child_home(fs, dir, name));
 	struct fuse_entry_param e;
-	int ret = do_lookup(fs, dir, h, name, &e);
+	struct home *h;
+	int ret = lookup_home(fs, dir, name, &h);
 
-	gate_leave(h);
+	if (ret == 0) {
+		gate_enter(h);
+		ret = do_lookup(fs, dir, h, name, &e);
+		gate_leave(h);
+	}
 	if (ret == -ENOENT && fs->negative_timeout > 0) {
 		memset(&e, 0, sizeof(e));
 		e.entry_timeout = fs->negative_timeout;
@@ -1471,10 +1508,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 		size_t entsize;
 
 		if (plus && !is_dot_or_dotdot(de->name)) {
-			struct home *h = gate_enter(child_home(fs, dir, de->name));
-			int ret = do_lookup(fs, dir, h, de->name, &e);
+			struct home *h;
+			int ret = lookup_home(fs, dir, de->name, &h);
 
-			gate_leave(h);
+			if (ret == 0) {
+				gate_enter(h);
+				ret = do_lookup(fs, dir, h, de->name, &e);
+				gate_leave(h);
+			}
 			if (ret == -ENOENT)
 				continue;	/* gone since the snapshot */
 			if (ret < 0) {

@@ -16,7 +16,11 @@
  *   with the home quiesced.
  * - Names, datastores, placement and the relocation list change under
  *   fs->homes_lock; no syscall on a datastore runs under it except opening
- *   a datastore root once. */
+ *   a datastore root once.
+ * - A home is allocated only for an entry that exists or is being created
+ *   at the root, or that the placement names (home_get; home_find never
+ *   allocates otherwise): looking up missing names costs no memory. Homes
+ *   are hashed by name; a rename at the root rehashes both. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -104,19 +108,51 @@ static void home_datastore(struct fs *fs, struct home *h, char *buf, size_t len)
 
 /* -------------------------------------------------------------- homes */
 
-struct home *home_get(struct fs *fs, const char *name)
+/* FNV-1a: homes are looked up by name on every root-level request. */
+static size_t home_bucket(const char *name)
+{
+	uint32_t x = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+		x = (x ^ *p) * 16777619u;
+	return x % HOME_BUCKETS;
+}
+
+static struct home *find_locked(struct fs *fs, const char *name)
+{
+	struct home *h;
+
+	for (h = fs->homes[home_bucket(name)]; h != NULL; h = h->next)
+		if (strcmp(h->name, name) == 0)
+			break;
+	return h;
+}
+
+static void link_locked(struct fs *fs, struct home *h)
+{
+	struct home **pp = &fs->homes[home_bucket(h->name)];
+
+	h->next = *pp;
+	*pp = h;
+}
+
+static void unlink_locked(struct fs *fs, struct home *h)
+{
+	struct home **pp = &fs->homes[home_bucket(h->name)];
+
+	while (*pp != h)
+		pp = &(*pp)->next;
+	*pp = h->next;
+}
+
+static struct home *new_locked(struct fs *fs, const char *name)
 {
 	pthread_rwlockattr_t attr;
 	const char *placed;
-	struct home *h;
+	struct home *h = calloc(1, sizeof(*h));
 
-	pthread_mutex_lock(&fs->homes_lock);
-	for (h = fs->homes; h != NULL; h = h->next)
-		if (strcmp(h->name, name) == 0)
-			goto out;
-	h = calloc(1, sizeof(*h));
 	if (h == NULL)
-		goto out;
+		return NULL;
 	h->fs = fs;
 	snprintf(h->name, sizeof(h->name), "%s", name);
 	pthread_rwlockattr_init(&attr);
@@ -136,11 +172,44 @@ struct home *home_get(struct fs *fs, const char *name)
 			log_error("home %s: its datastore %s cannot be opened: %s",
 				  name, placed, strerror(-fd));
 	}
-	h->next = fs->homes;
-	fs->homes = h;
-out:
+	link_locked(fs, h);
+	fs->nhomes++;
+	return h;
+}
+
+struct home *home_get(struct fs *fs, const char *name)
+{
+	struct home *h;
+
+	pthread_mutex_lock(&fs->homes_lock);
+	h = find_locked(fs, name);
+	if (h == NULL)
+		h = new_locked(fs, name);
 	pthread_mutex_unlock(&fs->homes_lock);
 	return h;
+}
+
+struct home *home_find(struct fs *fs, const char *name)
+{
+	struct home *h;
+
+	pthread_mutex_lock(&fs->homes_lock);
+	h = find_locked(fs, name);
+	/* The placement table is bounded by the admin's relocations. */
+	if (h == NULL && placement_get(&fs->placement, name) != NULL)
+		h = new_locked(fs, name);
+	pthread_mutex_unlock(&fs->homes_lock);
+	return h;
+}
+
+size_t home_count(struct fs *fs)
+{
+	size_t n;
+
+	pthread_mutex_lock(&fs->homes_lock);
+	n = fs->nhomes;
+	pthread_mutex_unlock(&fs->homes_lock);
+	return n;
 }
 
 void home_swap_names(struct fs *fs, struct home *a, struct home *b)
@@ -150,9 +219,13 @@ void home_swap_names(struct fs *fs, struct home *a, struct home *b)
 	if (a == b)
 		return;
 	pthread_mutex_lock(&fs->homes_lock);
+	unlink_locked(fs, a);
+	unlink_locked(fs, b);
 	memcpy(tmp, a->name, sizeof(tmp));
 	memcpy(a->name, b->name, sizeof(tmp));
 	memcpy(b->name, tmp, sizeof(tmp));
+	link_locked(fs, a);
+	link_locked(fs, b);
 	pthread_mutex_unlock(&fs->homes_lock);
 }
 
@@ -252,15 +325,17 @@ void homes_destroy(struct fs *fs)
 		reloc_free(e->r);
 		free(e);
 	}
-	while (fs->homes != NULL) {
-		struct home *h = fs->homes;
+	for (size_t i = 0; i < HOME_BUCKETS; i++)
+		while (fs->homes[i] != NULL) {
+			struct home *h = fs->homes[i];
 
-		fs->homes = h->next;
-		pthread_rwlock_destroy(&h->gate);
-		pthread_mutex_destroy(&h->files_lock);
-		pthread_cond_destroy(&h->flush_cond);
-		free(h);
-	}
+			fs->homes[i] = h->next;
+			pthread_rwlock_destroy(&h->gate);
+			pthread_mutex_destroy(&h->files_lock);
+			pthread_cond_destroy(&h->flush_cond);
+			free(h);
+		}
+	fs->nhomes = 0;
 	while (fs->datastores != NULL) {
 		struct fs_datastore *d = fs->datastores;
 
@@ -482,9 +557,18 @@ int home_migrate(struct fs *fs, const struct migrate_req *req, uint64_t *id,
 		snprintf(err, errlen, "'%s' is not a home of %s", req->home, fs->mountpoint);
 		return -EINVAL;
 	}
-	h = home_get(fs, req->home);
-	if (h == NULL)
-		return -ENOMEM;
+	/* A home for the name only once it is known to exist. */
+	h = home_find(fs, req->home);
+	if (h == NULL) {
+		if (fstatat(fs->inodes.root.fd, req->home, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "%s/%s: %s", fs->mountpoint, req->home, strerror(errno));
+			return ret;
+		}
+		h = home_get(fs, req->home);
+		if (h == NULL)
+			return -ENOMEM;
+	}
 	if (fstatat(h->ds_fd, h->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "%s/%s: %s", fs->mountpoint, req->home, strerror(errno));
@@ -612,7 +696,7 @@ static struct reloc_entry *find_active(struct fs *fs, const char *name, char *er
 		snprintf(err, errlen, "'%s' is not a home of %s", name, fs->mountpoint);
 		return NULL;
 	}
-	h = home_get(fs, name);
+	h = home_find(fs, name);
 	pthread_mutex_lock(&fs->homes_lock);
 	if (h != NULL)
 		e = active_reloc(fs, h);
@@ -764,6 +848,7 @@ int home_status(struct fs *fs, const char *only, bool json, FILE *out)
 		json_str(out, fs->mountpoint);
 		fputs(", \"source\": ", out);
 		json_str(out, fs->source);
+		fprintf(out, ", \"homes_tracked\": %zu", home_count(fs));
 		fputs(", \"homes\": [", out);
 	} else {
 		fprintf(out, "%-24s %s\n", "HOME", "DATASTORE");
@@ -774,10 +859,11 @@ int home_status(struct fs *fs, const char *only, bool json, FILE *out)
 
 		if (names[i] == NULL || (only != NULL && strcmp(only, names[i]) != 0))
 			continue;
-		h = home_get(fs, names[i]);
-		if (h == NULL)
-			continue;
-		home_datastore(fs, h, ds, sizeof(ds));
+		h = home_find(fs, names[i]);
+		if (h != NULL)
+			home_datastore(fs, h, ds, sizeof(ds));
+		else
+			snprintf(ds, sizeof(ds), "%s", fs->source);	/* not placed */
 		if (json) {
 			fputs(first ? "{\"name\": " : ", {\"name\": ", out);
 			json_str(out, names[i]);

@@ -472,3 +472,37 @@ ls f'
 	reloc_assert_home_on vm1 "$SRC"
 	assert_not_exist "$DST/vm1"
 }
+
+@test "lookups of 100000 missing names at the mount root by a user allocate no home: homes_tracked and the daemon's RSS stay put" {
+	rfs_allow_traverse "$MNT"
+	ls -- "$MNT" >/dev/null	# the real homes are known
+	reloc_status
+	local before rss0 rss1
+	before=$(rq top homes_tracked)
+	[[ $before =~ ^[0-9]+$ ]] || fail "no homes_tracked in the status: $RELOC_JSON"
+	rss0=$(awk '/^VmRSS:/ { print $2 }' "/proc/$RFS_PID/status")
+	# each a distinct name, each ENOENT, as on the native fs
+	run rfs_as_user "$RFS_PY" -c '
+import errno, os, sys
+mnt = sys.argv[1]
+for i in range(100000):
+    try:
+        os.lstat("%s/missing-%06d" % (mnt, i))
+        sys.exit("missing-%06d exists" % i)
+    except FileNotFoundError:
+        pass
+' "$MNT"
+	assert_success
+	reloc_status
+	assert_equal "$(rq top homes_tracked)" "$before"
+	rss1=$(awk '/^VmRSS:/ { print $2 }' "/proc/$RFS_PID/status")
+	# a home each would be ~40 MiB; allow the kernel's and malloc's noise
+	[ $((rss1 - rss0)) -lt 8192 ] || fail "RSS grew from $rss0 to $rss1 KiB"
+	# the real homes are still found, and a new one gets a home
+	run stat -c %F -- "$MNT/vm1" "$MNT/vm2"
+	assert_success
+	mkdir -- "$MNT/vm3"
+	reloc_status
+	assert_equal "$(rq top homes_tracked)" "$((before + 1))"
+	[ "$(rq datastore vm3)" != missing ] || fail "vm3 not listed: $RELOC_JSON"
+}

@@ -46,7 +46,8 @@ struct fs {
 	int state_dirfd;		/* the source's state dir (not owned) */
 
 	pthread_mutex_t homes_lock;	/* homes, datastores, placement, relocs */
-	struct home *homes;
+	struct home *homes[HOME_BUCKETS];	/* hashed by name */
+	size_t nhomes;
 	struct fs_datastore *datastores;
 	struct placement placement;
 	bool placement_unflushed;	/* on disk, maybe not durable */

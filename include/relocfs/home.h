@@ -16,7 +16,7 @@ struct fs;
 struct open_file;
 
 struct home {
-	struct home *next;		/* fs->homes, under fs->homes_lock */
+	struct home *next;		/* fs->homes bucket, under fs->homes_lock */
 	struct fs *fs;
 	char name[NAME_MAX + 1];	/* under fs->homes_lock */
 	/* Every operation on the home holds it shared; quiesce holds it
@@ -36,8 +36,16 @@ struct home {
 	pthread_cond_t flush_cond;	/* with files_lock */
 };
 
-/* The home called name, created on first use. Never freed while mounted. */
+#define HOME_BUCKETS 1024	/* fs->homes: hundreds of VMs stay short chains */
+
+/* The home called name, created on first use: only for a root entry that
+ * exists or is being made. Never freed while mounted. NULL: out of memory. */
 struct home *home_get(struct fs *fs, const char *name);
+/* The home called name if it has one (or the placement names it), else
+ * NULL, allocating nothing: for names that may not exist. */
+struct home *home_find(struct fs *fs, const char *name);
+/* Homes allocated so far (for status). */
+size_t home_count(struct fs *fs);
 /* Root-level rename of two homes on one datastore: they swap names. */
 void home_swap_names(struct fs *fs, struct home *a, struct home *b);
 /* A home's entry was removed from its datastore: it is on the source again. */
