@@ -438,24 +438,24 @@ static void mirror_attr(struct home *h, struct inode *inode)
 }
 
 /* Whether the caller is in group gid. groups are its groups, NULL to ask the
- * kernel; more than 64 are cut, which drops setgid more, never less. */
+ * kernel (all of them; none if it cannot tell, which drops setgid more,
+ * never less). */
 static bool caller_in_group(fuse_req_t req, const gid_t *groups, int ngroups, gid_t gid)
 {
-	gid_t buf[64];
+	gid_t buf[CREDS_GROUPS_BUF], *all = buf;
+	bool in = false;
 
 	if (groups == NULL) {
-		int n;
-
 		if (fuse_req_ctx(req)->gid == gid)
 			return true;
-		n = fuse_req_getgroups(req, 64, buf);
-		groups = buf;
-		ngroups = n < 0 ? 0 : n > 64 ? 64 : n;
+		ngroups = creds_groups(req, buf, CREDS_GROUPS_BUF, &all);
+		groups = all;
 	}
-	for (int i = 0; i < ngroups; i++)
-		if (groups[i] == gid)
-			return true;
-	return false;
+	for (int i = 0; i < ngroups && !in; i++)
+		in = groups[i] == gid;
+	if (all != buf)
+		free(all);
+	return in;
 }
 
 /* The mode a chmod by the caller leaves: like a local filesystem, setgid
@@ -898,16 +898,18 @@ static struct open_file *open_file_new(fuse_req_t req, struct inode *inode, int 
 	if (of == NULL)
 		return NULL;
 	if (ctx->uid != 0 && (flags & O_ACCMODE) != O_RDONLY && S_ISREG(inode->type)) {
-		gid_t groups[64];
-		int n = fuse_req_getgroups(req, 63, groups);
+		gid_t buf[CREDS_GROUPS_BUF], *groups;
+		int n = creds_groups(req, buf, CREDS_GROUPS_BUF, &groups);
 
-		n = n < 0 ? 0 : n > 63 ? 63 : n;
-		groups[n++] = ctx->gid;
-		of->groups = malloc((size_t)n * sizeof(gid_t));
+		n = n < 0 ? 0 : n;
+		of->groups = malloc(((size_t)n + 1) * sizeof(gid_t));
 		if (of->groups != NULL) {
 			memcpy(of->groups, groups, (size_t)n * sizeof(gid_t));
+			of->groups[n++] = ctx->gid;
 			of->ngroups = n;
 		}
+		if (groups != buf)
+			free(groups);
 	}
 	of->fd = fd;
 	of->flags = flags;

@@ -14,4 +14,12 @@ struct creds_saved {
 int creds_enter(fuse_req_t req, struct creds_saved *saved);
 void creds_leave(struct creds_saved *saved);
 
+#define CREDS_GROUPS_BUF 64	/* groups a caller's buffer usually holds */
+
+/* All of the caller's supplementary groups: in buf (size entries) when
+ * they fit, else in memory *groups the caller frees (*groups != buf).
+ * Returns their count or -errno (caller gone, out of memory), with
+ * *groups == buf then. */
+int creds_groups(fuse_req_t req, gid_t *buf, int size, gid_t **groups);
+
 #endif

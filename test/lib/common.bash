@@ -360,11 +360,15 @@ export -f fsops
 # ---------------------------------------------------------------- comparing
 
 # _rfs_run_in DIR SCRIPT: bats `run` of SCRIPT with bash, cwd DIR, as root or
-# (RFS_AS_USER=1) as the test user. Output is stdout+stderr.
+# (RFS_AS_USER=1) as the test user, in the supplementary groups
+# RFS_USER_GROUPS (comma-separated gids) if set, else in none. Output is
+# stdout+stderr.
 _rfs_run_in() {
 	local -a pre=()
 	if [ "${RFS_AS_USER:-0}" = 1 ]; then
 		pre=(setpriv --reuid="$RFS_UID" --regid="$RFS_GID" --clear-groups --)
+		[ -n "${RFS_USER_GROUPS:-}" ] &&
+			pre=(setpriv --reuid="$RFS_UID" --regid="$RFS_GID" --groups="$RFS_USER_GROUPS" --)
 	fi
 	run "${pre[@]}" timeout 60 bash -c 'cd -- "$1" || exit 99; shift; eval "$1"' _ "$1" "$2"
 }

@@ -165,6 +165,15 @@ case_chown_clears_setuid_setgid() {
 	rfs_assert_same_tree
 }
 
+case_user_in_more_than_64_groups() {
+	# 70 groups; the kernel lists them sorted, so 50070 is past the 64th
+	rfs_native "mkdir d; chown 0:50070 d; chmod 2770 d; : > g; chown $RFS_UID:50070 g; chmod 644 g
+		: > h; chown $RFS_UID:50070 h; chmod 2644 h"
+	RFS_USER_GROUPS=$(seq -s, 50001 50070) rfs_both_user ': > d/f; echo f >> d/f; stat -c "%n %a %g" d/f
+		chmod 2755 g; stat -c "%n %a" g; echo x >> h; stat -c "%n %a" h'
+	rfs_assert_same_tree
+}
+
 # ---------------------------------------------------------------- truncate
 
 case_truncate_grow_and_shrink() {
