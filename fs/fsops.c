@@ -829,6 +829,22 @@ static void rehome(struct fs *fs, int dirfd, const char *name, struct home *from
 	free(inodes);
 }
 
+/* A whiteout left by RENAME_WHITEOUT is a new object: made as the caller,
+ * so it is the caller's (or the setgid directory's group). */
+static int rename_as(fuse_req_t req, int fd1, const char *name, int fd2,
+		     const char *newname, unsigned int flags)
+{
+	struct creds_saved saved = { 0 };
+	int ret = 0;
+
+	if (flags & RENAME_WHITEOUT)
+		ret = creds_enter(req, &saved);
+	if (ret == 0 && renameat2(fd1, name, fd2, newname, flags) < 0)
+		ret = -errno;
+	creds_leave(&saved);
+	return ret;
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
@@ -853,10 +869,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		ret = -EXDEV;
 		goto out;
 	}
-	if (renameat2(fd1, name, fd2, newname, flags) < 0) {
-		ret = -errno;
+	ret = rename_as(req, fd1, name, fd2, newname, flags);
+	if (ret < 0)
 		goto out;
-	}
 	if (both_root) {
 		home_swap_names(fs, h1, h2);
 	} else if (h1 == h2) {

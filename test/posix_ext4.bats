@@ -138,6 +138,10 @@ teardown() { posix_teardown; }
 	case_rename_exchange
 }
 
+@test "ext4: renameat2 RENAME_WHITEOUT by a user: the whiteout is the caller's (the setgid dir's group), like native" {
+	case_rename_whiteout_owner
+}
+
 @test "ext4: an open fd keeps working after its file is renamed" {
 	case_rename_open_file_keeps_fd
 }

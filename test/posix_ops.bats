@@ -225,6 +225,10 @@ teardown() { posix_teardown; }
 	case_rename_exchange
 }
 
+@test "renameat2 RENAME_WHITEOUT by a user: the whiteout is the caller's (the setgid dir's group), like native" {
+	case_rename_whiteout_owner
+}
+
 @test "an open fd keeps working after its file is renamed" {
 	case_rename_open_file_keeps_fd
 }

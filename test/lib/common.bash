@@ -366,9 +366,13 @@ export -f fsops
 _rfs_run_in() {
 	local -a pre=()
 	if [ "${RFS_AS_USER:-0}" = 1 ]; then
-		pre=(setpriv --reuid="$RFS_UID" --regid="$RFS_GID" --clear-groups --)
-		[ -n "${RFS_USER_GROUPS:-}" ] &&
-			pre=(setpriv --reuid="$RFS_UID" --regid="$RFS_GID" --groups="$RFS_USER_GROUPS" --)
+		pre=(setpriv --reuid="$RFS_UID" --regid="$RFS_GID")
+		if [ -n "${RFS_USER_GROUPS:-}" ]; then
+			pre+=(--groups="$RFS_USER_GROUPS")
+		else
+			pre+=(--clear-groups)
+		fi
+		pre+=(--)
 	fi
 	run "${pre[@]}" timeout 60 bash -c 'cd -- "$1" || exit 99; shift; eval "$1"' _ "$1" "$2"
 }

@@ -15,7 +15,7 @@ import stat
 import sys
 
 AT_FDCWD = -100
-RENAME_FLAGS = {"0": 0, "noreplace": 1, "exchange": 2}
+RENAME_FLAGS = {"0": 0, "noreplace": 1, "exchange": 2, "whiteout": 4}
 OPEN_FLAGS = {
     "RDONLY": os.O_RDONLY, "WRONLY": os.O_WRONLY, "RDWR": os.O_RDWR,
     "CREAT": os.O_CREAT, "EXCL": os.O_EXCL, "TRUNC": os.O_TRUNC,

@@ -448,6 +448,17 @@ case_rename_noreplace() {
 	rfs_assert_same_tree
 }
 
+# A whiteout (Linux 5.8 and later let any user make one) belongs to the
+# caller, and takes the group of a setgid directory, as any new object.
+case_rename_whiteout_owner() {
+	rfs_native "mkdir w s; chown $RFS_UID:$RFS_GID w; chown $RFS_UID:4343 s; chmod 2777 s
+		for d in w s; do echo 1 > \$d/a; echo 2 > \$d/c; chown $RFS_UID:$RFS_GID \$d/a \$d/c; done"
+	local show='stat -c "%n %F %u:%g %t:%T %a" w/* s/*'
+	rfs_both_user "fsops renameat2 w/a w/b whiteout; fsops renameat2 s/a s/b whiteout; $show"
+	rfs_both "fsops renameat2 w/c w/e whiteout; fsops renameat2 s/c s/e whiteout; $show"
+	rfs_assert_same_tree
+}
+
 case_rename_exchange() {
 	rfs_both 'echo file > f; mkdir d; echo in > d/x; i=$(stat -c %i f); j=$(stat -c %i d)
 		fsops renameat2 f d exchange; stat -c "%n %F" f d; cat d; cat f/x
