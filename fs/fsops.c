@@ -1619,6 +1619,23 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_statfs(req, &sv);
 }
 
+/* An access ACL set by a caller outside the file's group (and without
+ * CAP_FSETID) drops setgid, as chmod does: the datastore decides that from
+ * the caller's identity, so ACLs are set as the caller. */
+static int setxattr_as(fuse_req_t req, const char *path, const char *name,
+		       const char *value, size_t size, int flags)
+{
+	struct creds_saved saved = { 0 };
+	int ret = 0;
+
+	if (strncmp(name, "system.posix_acl_", strlen("system.posix_acl_")) == 0)
+		ret = creds_enter(req, &saved);
+	if (ret == 0 && setxattr(path, name, value, size, flags) < 0)
+		ret = -errno;
+	creds_leave(&saved);
+	return ret;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
@@ -1640,9 +1657,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		goto out;
 	if (strcmp(name, XATTR_CAPS) == 0)
 		__atomic_store_n(&inode->no_caps, 0, __ATOMIC_RELAXED);
-	if (setxattr(path, name, value, size, flags) < 0)
-		err = errno;
-	else
+	err = -setxattr_as(req, path, name, value, size, flags);
+	if (err == 0)
 		mirror_attr(h, inode);
 out:
 	gate_leave(h);

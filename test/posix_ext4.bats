@@ -202,6 +202,10 @@ teardown() { posix_teardown; }
 	case_xattr_user_on_symlink_not_permitted
 }
 
+@test "ext4: setfacl by the owner outside the file's group drops setgid like native; in it, keeps it" {
+	case_acl_set_by_owner_outside_group_drops_setgid
+}
+
 @test "ext4: fallocate -l allocates like native, st_blocks equal the backing file's" {
 	case_fallocate_allocates
 }

@@ -604,6 +604,14 @@ case_xattr_trusted_namespace_as_root() {
 	rfs_both ': > f; setfattr -n trusted.t -v tv f; getfattr -m trusted -d f; setfattr -x trusted.t f; getfattr -m trusted -d f'
 }
 
+# Setting an access ACL drops setgid when the owner is outside the file's
+# group, as chmod does (posix_acl_update_mode).
+case_acl_set_by_owner_outside_group_drops_setgid() {
+	rfs_native ": > f; : > g; chown $RFS_UID:4343 f; chown $RFS_UID:$RFS_GID g; chmod 2775 f g"
+	rfs_both_user 'setfacl -m u:4242:r f; setfacl -m u:4242:rw g; stat -c "%n %a" f g; getfacl -n f g'
+	rfs_assert_same_tree
+}
+
 case_xattr_errors_on_missing_file() {
 	rfs_both ': > f; fsops listxattr f; getfattr -n user.a nope; setfattr -n user.a -v 1 nope; fsops getxattr f user.none'
 }
