@@ -337,6 +337,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* ACLs of the datastore count in the kernel's permission checks. */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
+	/* The umask is relocfs's to apply: not beneath a default ACL. */
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
+	fs->dont_mask = (conn->want & FUSE_CAP_DONT_MASK) != 0;
 	if (fs->writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	else
@@ -627,6 +631,21 @@ static void mirror(struct home *h, enum reloc_ns_op op, struct inode *dir,
 		reloc_ns_mirror(h->reloc, &ns);
 }
 
+/* The permission bits of a new object in directory dfd: the caller's umask
+ * applies only where dfd has no default ACL (which gives the mode then), as
+ * the VFS does. Without FUSE_CAP_DONT_MASK the kernel applied it already. */
+static mode_t create_mode(fuse_req_t req, int dfd, mode_t mode)
+{
+	char path[PROC_PATH_MAX];
+
+	if (!fs_of(req)->dont_mask)
+		return mode;
+	proc_path(path, dfd);
+	if (getxattr(path, "system.posix_acl_default", NULL, 0) > 0)
+		return mode;
+	return mode & ~fuse_req_ctx(req)->umask;
+}
+
 /* mknod, mkdir and symlink: the new object is made as the caller. */
 static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, dev_t rdev, const char *link)
@@ -647,9 +666,9 @@ static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (link != NULL)
 		ret = symlinkat(link, dfd, name);
 	else if (S_ISDIR(mode))
-		ret = mkdirat(dfd, name, mode);
+		ret = mkdirat(dfd, name, create_mode(req, dfd, mode & ~S_IFMT));
 	else
-		ret = mknodat(dfd, name, mode, rdev);
+		ret = mknodat(dfd, name, (mode & S_IFMT) | create_mode(req, dfd, mode & ~S_IFMT), rdev);
 	if (ret < 0)
 		ret = -errno;
 	creds_leave(&saved);
@@ -1078,15 +1097,16 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fuse_entry_param e;
 	struct creds_saved saved;
 	struct open_file *of;
-	int fd = -1, ret;
+	int dfd, fd = -1, ret;
 
 	ret = wait_durable(h);
 	if (ret == 0)
 		ret = creds_enter(req, &saved);
 	if (ret < 0)
 		goto out;
-	fd = openat(dir_fd_for(fs, dir, h), name, backing_flags(fs, fi->flags) | O_CREAT |
-		    (fi->flags & O_EXCL) | O_NOFOLLOW, mode);
+	dfd = dir_fd_for(fs, dir, h);
+	fd = openat(dfd, name, backing_flags(fs, fi->flags) | O_CREAT | (fi->flags & O_EXCL) |
+		    O_NOFOLLOW, create_mode(req, dfd, mode));
 	if (fd < 0)
 		ret = -errno;
 	creds_leave(&saved);

@@ -78,6 +78,10 @@ teardown() { posix_teardown; }
 	case_create_mode_respects_umask
 }
 
+@test "ext4: create/mkdir/mkfifo beneath a default ACL ignore the umask like native, elsewhere apply it (root and user)" {
+	case_create_mode_default_acl_ignores_umask
+}
+
 @test "ext4: open errors (O_NOFOLLOW ELOOP, O_DIRECTORY ENOTDIR, EISDIR, ENOENT) match native" {
 	case_open_flag_errors
 }

@@ -133,6 +133,10 @@ teardown() { posix_teardown; }
 	case_create_mode_respects_umask
 }
 
+@test "create/mkdir/mkfifo beneath a default ACL ignore the umask like native, elsewhere apply it (root and user)" {
+	case_create_mode_default_acl_ignores_umask
+}
+
 @test "O_CREAT|O_EXCL fails with EEXIST on files and dangling symlinks, creates otherwise" {
 	case_open_o_excl
 }

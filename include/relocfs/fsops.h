@@ -27,6 +27,7 @@ struct fs {
 	double negative_timeout;
 	bool keep_cache;
 	bool writeback_cache;
+	bool dont_mask;			/* FUSE_CAP_DONT_MASK: umask is ours */
 	size_t max_request;		/* bytes, for max_write and read buffers */
 	/* Backing mounts seen (unique mount IDs), and whether close(2) on
 	 * them can report anything; entries below nquiet are written before

@@ -311,6 +311,19 @@ case_create_mode_respects_umask() {
 	rfs_assert_same_tree
 }
 
+# Beneath a default ACL the umask does not apply (the ACL gives the mode);
+# elsewhere it does. As root and as a user, for files, directories, FIFOs.
+case_create_mode_default_acl_ignores_umask() {
+	rfs_native "for d in a ua; do mkdir \$d; setfacl -d -m u::rwx,g::rwx,o::rwx,u:4242:rwx \$d; done
+		mkdir n un; chown $RFS_UID ua un"
+	local script='for m in 077 022 0; do umask $m
+		for d in $A $N; do : > $d/f$m; mkdir $d/d$m; mkfifo $d/p$m; fsops open $d/g$m "WRONLY|CREAT" 4777 >/dev/null
+			stat -c "%n %a" $d/f$m $d/d$m $d/p$m $d/g$m; done; done; getfacl -n $A/f022 $A/d077 $N/f022'
+	rfs_both "A=a N=n; $script"
+	rfs_both_user "A=ua N=un; $script"
+	rfs_assert_same_tree
+}
+
 case_open_o_excl() {
 	rfs_both ': > f; fsops excl f; fsops excl g; ls; ln -s nowhere dl; fsops excl dl; ls nowhere; set -o noclobber; echo x > f'
 	rfs_assert_same_tree
