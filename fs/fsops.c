@@ -1724,6 +1724,50 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	free(buf);
 }
 
+/* Every xattr name of path, in *buf (malloc'ed, NULL when none). Returns
+ * the list's length or -errno. */
+static ssize_t list_all(const char *path, char **buf)
+{
+	for (;;) {
+		ssize_t n = listxattr(path, NULL, 0), m;
+
+		*buf = NULL;
+		if (n <= 0)
+			return n < 0 ? -errno : 0;
+		*buf = malloc((size_t)n);
+		if (*buf == NULL)
+			return -ENOMEM;
+		m = listxattr(path, *buf, (size_t)n);
+		if (m >= 0)
+			return m;
+		m = -errno;
+		free(*buf);
+		*buf = NULL;
+		if (m != -ERANGE)
+			return m;	/* else it grew meanwhile: again */
+	}
+}
+
+/* The names a caller without CAP_SYS_ADMIN is shown: the datastore lists
+ * trusted.* only to that capability, and relocfs asks as root. Returns the
+ * length kept. */
+static size_t drop_trusted(char *buf, size_t n)
+{
+	size_t in = 0, out = 0;
+
+	while (in < n) {
+		size_t len = strnlen(buf + in, n - in);
+
+		len += len < n - in;	/* and its NUL */
+		if (strncmp(buf + in, "trusted.", strlen("trusted.")) != 0) {
+			memmove(buf + out, buf + in, len);
+			out += len;
+		}
+		in += len;
+	}
+	return out;
+}
+
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct inode *inode = inode_of(req, ino);
@@ -1731,29 +1775,31 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	struct home *h;
 	char *buf = NULL;
 	ssize_t n;
-	int err;
 
 	if (S_ISLNK(inode->type)) {
-		if (size == 0)
-			fuse_reply_xattr(req, 0);
-		else
-			fuse_reply_buf(req, NULL, 0);
-		return;
+		n = 0;
+		goto out;
 	}
 	proc_path(path, inode->fd);
-	if (size > 0) {
-		buf = malloc(size);
-		if (buf == NULL) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-	}
 	h = gate_enter(inode->home);
-	n = listxattr(path, buf, size);
-	err = errno;
+	if (fuse_req_ctx(req)->uid != 0) {
+		/* The whole list, to know the length the caller may see. */
+		n = list_all(path, &buf);
+		if (n > 0)
+			n = (ssize_t)drop_trusted(buf, (size_t)n);
+	} else if (size > 0 && (buf = malloc(size)) == NULL) {
+		n = -ENOMEM;
+	} else {
+		n = listxattr(path, buf, size);
+		if (n < 0)
+			n = -errno;
+	}
 	gate_leave(h);
+	if (n >= 0 && size > 0 && (size_t)n > size)
+		n = -ERANGE;
+out:
 	if (n < 0)
-		fuse_reply_err(req, err);
+		fuse_reply_err(req, (int)-n);
 	else if (size == 0)
 		fuse_reply_xattr(req, (size_t)n);
 	else

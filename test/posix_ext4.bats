@@ -210,6 +210,10 @@ teardown() { posix_teardown; }
 	case_acl_set_by_owner_outside_group_drops_setgid
 }
 
+@test "ext4: listxattr hides trusted.* from a user like native (list and size probe), shows it to root" {
+	case_xattr_trusted_hidden_from_users_in_list
+}
+
 @test "ext4: fallocate -l allocates like native, st_blocks equal the backing file's" {
 	case_fallocate_allocates
 }

@@ -106,6 +106,23 @@ def op_listxattr(path, follow="follow"):
     print("count=%d" % len(names))
 
 
+def op_listxattr_len(path, size="0"):
+    """listxattr(2) with a buffer of SIZE bytes (0: the size probe); prints
+    what it returned."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = libc.listxattr
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+    fn.restype = ctypes.c_ssize_t
+    n = int(size)
+    buf = ctypes.create_string_buffer(n) if n > 0 else None
+    r = fn(os.fsencode(path), buf, n)
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    print(r)
+
+
 def op_removexattr(path, name):
     os.removexattr(path, name)
     print("OK")
@@ -435,6 +452,7 @@ def main():
         "setxattr_size": op_setxattr_size,
         "getxattr": op_getxattr,
         "listxattr": op_listxattr,
+        "listxattr_len": op_listxattr_len,
         "removexattr": op_removexattr,
         "seekmap": op_seekmap,
         "seek": op_seek,

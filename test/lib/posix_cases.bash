@@ -625,6 +625,18 @@ case_acl_set_by_owner_outside_group_drops_setgid() {
 	rfs_assert_same_tree
 }
 
+# trusted.* names are listed only to CAP_SYS_ADMIN; the size probe agrees
+# with the list, a buffer that fits all but trusted.* suffices for a user.
+case_xattr_trusted_hidden_from_users_in_list() {
+	rfs_native ": > f; setfattr -n trusted.t -v 1 f; setfattr -n trusted.longer_name -v 2 f
+		setfattr -n user.u -v 3 f; setfattr -n security.s -v 4 f; chmod 644 f"
+	# user.u and security.s: 18 bytes; with trusted.*: 48
+	rfs_both_user 'fsops listxattr f; fsops listxattr_len f; fsops listxattr_len f 18; fsops listxattr_len f 17; getfattr -d -m - f'
+	assert_equal "$(printf '%s\n' "${lines[@]:0:4}")" "$(printf '%s\n' security.s user.u count=2 18)"
+	rfs_both 'fsops listxattr f; fsops listxattr_len f; fsops listxattr_len f 48; fsops listxattr_len f 47'
+	assert_equal "${lines[5]} ${lines[6]} ${lines[7]}" "48 48 ERR ERANGE Numerical result out of range"
+}
+
 case_xattr_errors_on_missing_file() {
 	rfs_both ': > f; fsops listxattr f; getfattr -n user.a nope; setfattr -n user.a -v 1 nope; fsops getxattr f user.none'
 }
