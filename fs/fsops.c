@@ -527,6 +527,22 @@ static void kill_suidgid_unflagged(fuse_req_t req, struct open_file *of, fuse_in
 		kill_suidgid(req, of->inode, ino, of->fd, true, of->groups, of->ngroups);
 }
 
+/* Whether a chown by the caller must drop setgid beyond what the
+ * datastore's chown as root drops (setuid, and setgid with group execute):
+ * a caller without CAP_FSETID outside the file's group before the chown
+ * loses it, as with the VFS's setattr_should_drop_sgid. Taken as CAP_FSETID:
+ * root only. */
+static bool chown_kills_sgid(fuse_req_t req, struct inode *inode)
+{
+	struct stat st;
+
+	return fuse_req_ctx(req)->uid != 0 &&
+	       fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+	       !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode) &&
+	       (st.st_mode & (S_ISGID | S_IXGRP)) == S_ISGID &&
+	       !caller_in_group(req, NULL, 0, st.st_gid);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int valid, struct fuse_file_info *fi)
 {
@@ -554,9 +570,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
 
+		bool kill_sgid = chown_kills_sgid(req, inode);
+
 		if (fchownat(inode->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 			goto out_errno;
 		meta = true;
+		if (kill_sgid && fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (st.st_mode & S_ISGID) && chmod(path, st.st_mode & 07777 & ~S_ISGID) < 0)
+			goto out_errno;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
 		if (rf != NULL) {

@@ -57,6 +57,10 @@ teardown() { posix_teardown; }
 	case_chown_clears_setuid_setgid
 }
 
+@test "chown/chgrp by the owner clears setuid/setgid of files like native, keeps setgid of directories" {
+	case_chown_by_owner_clears_setuid_setgid
+}
+
 @test "a user in more than 64 groups keeps all of them: creates in a group-only setgid dir, chmod g+s and writes keep setgid" {
 	case_user_in_more_than_64_groups
 }

@@ -174,6 +174,18 @@ case_user_in_more_than_64_groups() {
 	rfs_assert_same_tree
 }
 
+# chown/chgrp by the owner (no CAP_FSETID) clears setuid and setgid of a
+# file like native, whatever the group; directories keep setgid.
+case_chown_by_owner_clears_setuid_setgid() {
+	# c*: in the file's group; x*: outside it (a group root gave the file)
+	rfs_native "for m in 6755 2755 2745 2705 4711 0755; do : > c\$m; : > o\$m; : > x\$m; : > y\$m
+			chown $RFS_UID:$RFS_GID c\$m o\$m; chown $RFS_UID:4444 x\$m y\$m; chmod \$m c\$m o\$m x\$m y\$m; done
+		mkdir d; chown $RFS_UID:$RFS_GID d; chmod 2775 d"
+	RFS_USER_GROUPS=4343 rfs_both_user 'for m in 6755 2755 2745 2705 4711 0755; do chgrp 4343 c$m x$m; chown '"$RFS_UID"' o$m y$m; done
+		chgrp 4343 d; stat -c "%n %a %g" c* o* x* y* d'
+	rfs_assert_same_tree
+}
+
 # ---------------------------------------------------------------- truncate
 
 case_truncate_grow_and_shrink() {
