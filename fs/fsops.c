@@ -1685,12 +1685,9 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char path[PROC_PATH_MAX];
 	int err = 0;
 
-	/* No race-free way to reach a symlink's own xattrs; user.* is refused
-	 * there by Linux anyway. */
-	if (S_ISLNK(inode->type)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
+	/* A symlink's own xattrs are reached through its O_PATH descriptor's
+	 * /proc link, which is not followed further; the VFS refuses user.*
+	 * there before asking relocfs. */
 	h = gate_enter(inode->home);
 	proc_path(path, inode->fd);
 	err = -durable_failed(h);
@@ -1716,8 +1713,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	ssize_t n;
 	int err;
 
-	if (S_ISLNK(inode->type) ||
-	    (is_caps && __atomic_load_n(&inode->no_caps, __ATOMIC_RELAXED))) {
+	if (is_caps && __atomic_load_n(&inode->no_caps, __ATOMIC_RELAXED)) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
@@ -1797,10 +1793,6 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char *buf = NULL;
 	ssize_t n;
 
-	if (S_ISLNK(inode->type)) {
-		n = 0;
-		goto out;
-	}
 	proc_path(path, inode->fd);
 	h = gate_enter(inode->home);
 	if (fuse_req_ctx(req)->uid != 0) {
@@ -1818,7 +1810,6 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	gate_leave(h);
 	if (n >= 0 && size > 0 && (size_t)n > size)
 		n = -ERANGE;
-out:
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)
@@ -1835,10 +1826,6 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct home *h;
 	int err = 0;
 
-	if (S_ISLNK(inode->type)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
 	h = gate_enter(inode->home);
 	proc_path(path, inode->fd);
 	err = -durable_failed(h);

@@ -337,6 +337,10 @@ teardown() { posix_teardown; }
 	case_xattr_trusted_hidden_from_users_in_list
 }
 
+@test "trusted.* and security.* xattrs of a symlink itself by root work like native, the target untouched" {
+	case_xattr_trusted_security_on_symlink_as_root
+}
+
 @test "fallocate -l allocates like native, st_blocks equal the backing file's" {
 	case_fallocate_allocates
 }

@@ -649,6 +649,15 @@ case_xattr_trusted_hidden_from_users_in_list() {
 	assert_equal "${lines[5]} ${lines[6]} ${lines[7]}" "48 48 ERR ERANGE Numerical result out of range"
 }
 
+# root sets, lists, reads and removes trusted.* and security.* on a symlink
+# itself; the target is untouched.
+case_xattr_trusted_security_on_symlink_as_root() {
+	rfs_both ': > t; ln -s t l; setfattr -h -n trusted.t -v tv l; setfattr -h -n security.s -v sv l
+		getfattr -h -m - -d l; fsops listxattr l nofollow; getfattr -h -n trusted.t --only-values l; echo
+		setfattr -h -x trusted.t l; getfattr -h -m - -d l; getfattr -m - -d t; fsops listxattr t'
+	rfs_assert_same_tree
+}
+
 case_xattr_errors_on_missing_file() {
 	rfs_both ': > f; fsops listxattr f; getfattr -n user.a nope; setfattr -n user.a -v 1 nope; fsops getxattr f user.none'
 }
