@@ -6,9 +6,9 @@
  * the common case of a hypervisor and costs nothing. Permission checks are
  * made by the kernel (default_permissions is always on); the switch exists
  * for ownership, setgid directories and default ACLs of new objects, and for
- * datastores that check again (NFS).
- * - All of the caller's supplementary groups are taken, however many:
- *   losing one would refuse what the datastore allows it. */
+ * datastores that check again (NFS). All of the caller's supplementary
+ * groups are taken, however many: losing one would refuse what the
+ * datastore allows the caller. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
