@@ -434,7 +434,7 @@ ls f'
 	_rfs_unregister pid "$flood"
 	[ "$rc" = 0 ] ||
 		fail "relocctl status did not answer within 20 s while $opened idle connections were open (exit $rc: $(cat "$BATS_TEST_TMPDIR/status.err"))"
-	[ "$RELOC_JSON" = "$RELOC_SNAP_JSON" ] || fail "status changed: $RELOC_JSON"
+	[ "$(reloc_stable_json)" = "$RELOC_SNAP_JSON" ] || fail "status changed: $RELOC_JSON"
 	status_answers
 	reloc_assert_unchanged
 }
