@@ -2616,6 +2616,18 @@ int reloc_dest_open(struct reloc *r, const char *rel)
 	return treeutil_open_beneath(r->dst_home_fd, rel, O_PATH);
 }
 
+
+/* Owner of src_dir/name onto dst_dir/name, neither followed. */
+static int copy_owner(int src_dir, int dst_dir, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(src_dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fchownat(dst_dir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
 /* Destination directory (O_RDONLY) matching a source parent descriptor. */
 static int dest_parent(struct reloc *r, int parent_fd)
 {
@@ -2780,6 +2792,10 @@ void reloc_ns_mirror(struct reloc *r, const struct reloc_ns *ns)
 			watch = pair_watch(dp2, ns->name2);
 		if (renameat2(dp, ns->name, dp2, ns->name2, ns->flags) < 0)
 			ret = -errno;
+		/* The whiteout left behind is made here as root: it takes the
+		 * owner of the source's, which was made as the caller. */
+		if (ret == 0 && (ns->flags & RENAME_WHITEOUT))
+			ret = copy_owner(ns->parent_fd, dp, ns->name);
 		break;
 	case RELOC_NS_ATTR:
 		break;

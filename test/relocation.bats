@@ -190,6 +190,33 @@ $DST/vm1/k 666 15"
 	[ "$(cat -- "$DST/vm1/o")" = new ]
 }
 
+@test "in ready, a user's RENAME_WHITEOUT leaves a whiteout of the user's on the source and, after the cutover, on the destination" {
+	reloc_make_home vm1 4 16
+	mkdir -- "$SRC/vm1/u"
+	echo a >"$SRC/vm1/u/a"
+	chown -R "$RFS_UID:$RFS_GID" -- "$SRC/vm1/u"
+	chmod 755 "$SRC/vm1"
+	reloc_mount
+	rfs_setup_fsops
+	rfs_allow_traverse "$MNT/vm1"
+	reloc_migrate vm1 "$DST" --manual-cutover
+	local id=$RELOC_ID
+	reloc_wait_phase "$id" ready 60
+
+	run rfs_as_user "$RFS_PY" -S "$RFS_FSOPS" renameat2 "$MNT/vm1/u/a" "$MNT/vm1/u/b" whiteout
+	assert_success
+	run stat -c '%n %F %u:%g' -- "$MNT/vm1/u/a" "$SRC/vm1/u/a"
+	assert_output "$MNT/vm1/u/a character special file $RFS_UID:$RFS_GID
+$SRC/vm1/u/a character special file $RFS_UID:$RFS_GID"
+
+	run --separate-stderr rctl cutover "$MNT/vm1"
+	[ "$status" = 0 ] || fail "relocctl cutover: exit $status: $stderr"
+	reloc_wait_phase "$id" "done" 60
+	run stat -c '%n %F %u:%g' -- "$DST/vm1/u/a" "$DST/vm1/u/b"
+	assert_output "$DST/vm1/u/a character special file $RFS_UID:$RFS_GID
+$DST/vm1/u/b regular file $RFS_UID:$RFS_GID"
+}
+
 # ---------------------------------------------------------------- namespace churn
 
 # The home of mktree.py (a few hundred files: sparse ones, xattrs, hard links,
