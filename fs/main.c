@@ -404,7 +404,7 @@ int main(int argc, char *argv[])
 	fs_ready = 1;
 	fs.se = se;
 	raise_nofile_limit();
-	umask(0);	/* the kernel already applied the caller's umask */
+	umask(0);	/* fsops applies the caller's umask (FUSE_CAP_DONT_MASK): no second one */
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	handlers = 1;
