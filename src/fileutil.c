@@ -72,7 +72,9 @@ int fileutil_read_all(int dirfd, const char *name, size_t max, char **data, size
 	size_t got = 0;
 	int fd, ret = 0;
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO planted under this name must not hang the
+	 * mount; it is refused below as not a regular file. */
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {

@@ -178,7 +178,8 @@ int placement_load(int dirfd, struct placement *p, char *err, size_t errlen)
 		return 0;
 	}
 	if (ret < 0) {
-		snprintf(err, errlen, "cannot read: %s", strerror(-ret));
+		snprintf(err, errlen, "cannot read: %s",
+			 ret == -EINVAL ? "not a regular file" : strerror(-ret));
 		return ret;
 	}
 	ret = -EBADMSG;

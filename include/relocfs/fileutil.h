@@ -16,7 +16,8 @@ int fileutil_write_atomic(int dirfd, const char *name, const void *data, size_t 
 			  bool *renamed);
 
 /* Reads all of dirfd/name (at most max bytes) into a malloc'd, NUL-ended
- * buffer. -EFBIG when larger than max. */
+ * buffer. -EFBIG when larger than max, -EINVAL when not a regular file
+ * (opened without blocking, so a FIFO does not hang the caller). */
 int fileutil_read_all(int dirfd, const char *name, size_t max, char **data, size_t *len);
 
 /* pwrite of all of buf, through short writes and EINTR. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "relocfs/fileutil.h"
 #include "unit.h"
@@ -380,6 +381,27 @@ static void test_read_all_directory(void)
 	CHECK(data == NULL);
 }
 
+/* A FIFO planted in the state dir is refused at once, not waited on for a
+ * writer: the mount must not hang. */
+static void test_read_all_fifo(void)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int st;
+	pid_t pid;
+
+	clean_dir();
+	CHECK(mkfifoat(dirfd_, "p", 0600) == 0);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		alarm(3);
+		_exit(fileutil_read_all(dirfd_, "p", 100, &data, &len) == -EINVAL ? 0 : 1);
+	}
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static void test_read_all_symlink_not_followed(void)
 {
 	char *data = NULL;
@@ -555,6 +577,7 @@ int main(void)
 	UNIT_RUN(test_read_all_too_big);
 	UNIT_RUN(test_read_all_missing);
 	UNIT_RUN(test_read_all_directory);
+	UNIT_RUN(test_read_all_fifo);
 	UNIT_RUN(test_read_all_symlink_not_followed);
 	UNIT_RUN(test_read_all_bad_dirfd);
 	UNIT_RUN(test_mkdirs_nested);
