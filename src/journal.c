@@ -35,7 +35,9 @@
  *   unlink is made durable before the drop returns, so that a generation
  *   flushed in part never comes back to be replayed over newer data.
  * - Recovery trusts nothing: a record counts only if its magic, generation,
- *   bounds and checksum hold; the first that fails ends the generation. */
+ *   bounds and checksum hold; the first that fails ends the generation. A
+ *   read that fails inside the file's size is an error, not an end: what
+ *   follows may have been acknowledged. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -96,6 +98,25 @@ static int gen_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* True when name is "gen-" and 8 lower-case hex digits; *gen gets them. */
+static bool gen_parse(const char *name, uint32_t *gen)
+{
+	uint32_t g = 0;
+
+	if (strncmp(name, "gen-", 4) != 0 || strlen(name) != 12)
+		return false;
+	for (const char *p = name + 4; *p; p++) {
+		if (*p >= '0' && *p <= '9')
+			g = g << 4 | (uint32_t)(*p - '0');
+		else if (*p >= 'a' && *p <= 'f')
+			g = g << 4 | (uint32_t)(*p - 'a' + 10);
+		else
+			return false;
+	}
+	*gen = g;
+	return true;
+}
+
 int journal_list(int dirfd, uint32_t **gens, size_t *n)
 {
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -111,10 +132,12 @@ int journal_list(int dirfd, uint32_t **gens, size_t *n)
 		goto out;
 	}
 	for (struct dirent *de; (de = readdir(dp)) != NULL;) {
-		unsigned g;
-		char tail;
+		uint32_t g;
 
-		if (strlen(de->d_name) != 12 || sscanf(de->d_name, "gen-%8x%c", &g, &tail) != 1)
+		/* Exactly what journal_gen_name writes: anything else ("gen-0x0000a",
+		 * upper case, signs) is not ours and is ignored, never read as an
+		 * alias of a generation. */
+		if (!gen_parse(de->d_name, &g))
 			continue;
 		if (k == cap) {
 			uint32_t *w = realloc(v, (cap ? cap * 2 : 16) * sizeof(*w));
@@ -260,6 +283,15 @@ void journal_close(struct journal *j)
 	free(j);
 }
 
+/* A record's range fits an off_t: recovery passes it to pwrite, ftruncate
+ * and fallocate. */
+static bool rec_bounds_ok(unsigned type, uint64_t offset, uint64_t length)
+{
+	if (offset > INT64_MAX)
+		return false;
+	return type == JOURNAL_TRUNCATE || length <= INT64_MAX - offset;
+}
+
 int journal_append(struct journal *j, enum journal_rec_type type, uint64_t file_id,
 		   uint64_t offset, uint64_t length, const void *data,
 		   struct journal_loc *loc)
@@ -273,7 +305,7 @@ int journal_append(struct journal *j, enum journal_rec_type type, uint64_t file_
 	ssize_t n;
 	int ret = 0;
 
-	if (dlen > JOURNAL_MAX_REC_DATA)
+	if (dlen > JOURNAL_MAX_REC_DATA || !rec_bounds_ok(type, offset, length))
 		return -EINVAL;
 	memset(&rec, 0, sizeof(rec));
 	rec.magic = JOURNAL_REC_MAGIC;
@@ -518,20 +550,37 @@ long journal_scan(int dirfd, uint32_t gen, journal_scan_fn fn, void *arg, uint64
 	char *data = NULL;
 	size_t cap = 0;
 	long good = 0;
-	int fd;
+	int fd, ret;
 
 	*torn = 0;
 	journal_gen_name(gen, name, sizeof(name));
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO planted under this name must not hang the mount. */
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
 		good = -errno;
 		goto out;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		good = -EINVAL;
+		goto out;
+	}
+	/* A crash between the creation of the file and its header's flush
+	 * leaves at most a header's bytes, and no record was ever in it:
+	 * -ENODATA tells that apart from a damaged generation. */
 	file_header(gen, want);
-	if (pread_full(fd, hdr, sizeof(hdr), 0) < 0 || memcmp(hdr, want, sizeof(hdr)) != 0) {
-		good = -EBADMSG;
+	if (st.st_size < JOURNAL_FILE_HDR) {
+		good = -ENODATA;
+		goto out;
+	}
+	ret = pread_full(fd, hdr, sizeof(hdr), 0);
+	if (ret < 0) {
+		good = ret;
+		goto out;
+	}
+	if (memcmp(hdr, want, sizeof(hdr)) != 0) {
+		good = st.st_size == JOURNAL_FILE_HDR ? -ENODATA : -EBADMSG;
 		goto out;
 	}
 	pos = JOURNAL_FILE_HDR;
@@ -539,11 +588,18 @@ long journal_scan(int dirfd, uint32_t gen, journal_scan_fn fn, void *arg, uint64
 		uint64_t left = (uint64_t)st.st_size - pos;
 		struct journal_loc loc;
 		size_t dlen;
-		int ret;
 
-		if (left < sizeof(rec) + sizeof(sum) ||
-		    pread_full(fd, &rec, sizeof(rec), (off_t)pos) < 0 ||
-		    rec.magic != JOURNAL_REC_MAGIC || rec.gen != gen ||
+		/* Inside st_size a read must succeed: a failure is an error of
+		 * the disk, not a torn tail, and the records after it may well
+		 * have been acknowledged. */
+		if (left < sizeof(rec) + sizeof(sum))
+			break;
+		ret = pread_full(fd, &rec, sizeof(rec), (off_t)pos);
+		if (ret < 0) {
+			good = ret;
+			goto out;
+		}
+		if (rec.magic != JOURNAL_REC_MAGIC || rec.gen != gen ||
 		    rec.type < JOURNAL_WRITE || rec.type > JOURNAL_ZERO)
 			break;
 		dlen = rec.type == JOURNAL_WRITE ? (size_t)rec.length : 0;
@@ -559,9 +615,13 @@ long journal_scan(int dirfd, uint32_t gen, journal_scan_fn fn, void *arg, uint64
 			data = p;
 			cap = dlen;
 		}
-		if (pread_full(fd, data, dlen, (off_t)(pos + sizeof(rec))) < 0 ||
-		    pread_full(fd, &sum, sizeof(sum), (off_t)(pos + sizeof(rec) + dlen)) < 0)
-			break;
+		ret = pread_full(fd, data, dlen, (off_t)(pos + sizeof(rec)));
+		if (ret == 0)
+			ret = pread_full(fd, &sum, sizeof(sum), (off_t)(pos + sizeof(rec) + dlen));
+		if (ret < 0) {
+			good = ret;
+			goto out;
+		}
 		{
 			XXH3_state_t xs;
 
@@ -571,6 +631,11 @@ long journal_scan(int dirfd, uint32_t gen, journal_scan_fn fn, void *arg, uint64
 				XXH3_64bits_update(&xs, data, dlen);
 			if (XXH3_64bits_digest(&xs) != sum)
 				break;
+		}
+		/* Checksummed but out of range: written by something else. */
+		if (!rec_bounds_ok(rec.type, rec.offset, rec.length)) {
+			good = -ERANGE;
+			goto out;
 		}
 		loc.gen = gen;
 		loc.off = pos + sizeof(rec);

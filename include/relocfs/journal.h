@@ -71,8 +71,12 @@ uint64_t journal_total_bytes(struct journal *j);
 /* Recovery: reads generation file gen of dirfd front to back, calling fn for
  * every record whose checksum holds, and stops at the first that does not.
  * *torn receives the bytes dropped after the last good record. Returns the
- * number of good records or a negative errno (-EBADMSG for a file that is
- * not a journal generation or has another version). */
+ * number of good records or a negative errno: -EBADMSG for a file that is
+ * not a journal generation or has another version, -ENODATA for one no
+ * longer than a header without a valid one (a crash while it was created),
+ * -EINVAL for something not a regular file, -ERANGE for a checksummed
+ * record whose range overflows an off_t, and the read's error (-EIO...)
+ * when the file cannot be read up to its size. */
 typedef int (*journal_scan_fn)(const struct journal_rec *rec, const void *data,
 			       const struct journal_loc *loc, void *arg);
 long journal_scan(int dirfd, uint32_t gen, journal_scan_fn fn, void *arg, uint64_t *torn);

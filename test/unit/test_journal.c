@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <xxhash.h>
 
 #include "relocfs/journal.h"
 #include "unit.h"
@@ -21,6 +23,14 @@ static void setup(void)
 	if (mkdtemp(dir) == NULL)
 		abort();
 	dirfd_ = open(dir, O_RDONLY | O_DIRECTORY);
+}
+
+static const char *dir_path(const char *name)
+{
+	static char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s/%s", dir, name);
+	return buf;
 }
 
 static void teardown(void)
@@ -398,6 +408,91 @@ static void test_dropped_generation_never_flushed(void)
 	teardown();
 }
 
+/* Only the exact names journal_gen_name writes are generations: %8x would
+ * read these as aliases of generation 0x11. */
+static void test_list_ignores_aliases(void)
+{
+	static const char *const alias[] = { "gen-0x000011", "gen-0X000011", "gen-+0000011",
+					     "gen- 0000011", "gen-00000011 ", "gen-0000001A" };
+	struct journal *j;
+	uint32_t *gens;
+	size_t n;
+
+	setup();
+	CHECK_EQ(journal_open(&j, dirfd_, 0x12), 0);
+	journal_close(j);
+	for (size_t i = 0; i < sizeof(alias) / sizeof(alias[0]); i++) {
+		int fd = openat(dirfd_, alias[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+		CHECK(fd >= 0);
+		close(fd);
+	}
+	CHECK_EQ(journal_list(dirfd_, &gens, &n), 0);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(gens[0], 0x12);
+	free(gens);
+	teardown();
+}
+
+/* Record ranges must fit an off_t: append refuses, and a checksummed
+ * record that overflows is an error of the scan, not a torn end. */
+static void test_record_bounds(void)
+{
+	struct journal_rec rec;
+	struct seen s = { 0 };
+	uint64_t torn = 0, sum;
+	struct journal *j;
+	int fd;
+
+	setup();
+	CHECK_EQ(journal_open(&j, dirfd_, 1), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_ZERO, 1, INT64_MAX, 10, NULL, NULL), -EINVAL);
+	CHECK_EQ(journal_append(j, JOURNAL_TRUNCATE, 1, (uint64_t)INT64_MAX + 1, 0, NULL, NULL), -EINVAL);
+	CHECK_EQ(journal_append(j, JOURNAL_ZERO, 1, INT64_MAX - 10, 10, NULL, NULL), 0);
+	journal_close(j);
+	memset(&rec, 0, sizeof(rec));
+	rec.magic = 0x43524a52u;
+	rec.type = JOURNAL_ZERO;
+	rec.gen = 1;
+	rec.file_id = 1;
+	rec.offset = INT64_MAX - 10;
+	rec.length = 11;
+	rec.seq = 2;
+	sum = XXH3_64bits(&rec, sizeof(rec));
+	fd = openat(dirfd_, "gen-00000001", O_WRONLY | O_APPEND | O_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK_EQ(write(fd, &rec, sizeof(rec)), sizeof(rec));
+	CHECK_EQ(write(fd, &sum, sizeof(sum)), sizeof(sum));
+	close(fd);
+	CHECK_EQ(journal_scan(dirfd_, 1, count_rec, &s, &torn), -ERANGE);
+	CHECK_EQ(s.n, 1);
+	teardown();
+}
+
+/* No longer than a header and without a valid one: a crash while it was
+ * created (-ENODATA), not damage (-EBADMSG). */
+static void test_scan_unfinished_header(void)
+{
+	struct seen s = { 0 };
+	uint64_t torn = 0;
+	int fd;
+
+	setup();
+	fd = openat(dirfd_, "gen-00000001", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK_EQ(journal_scan(dirfd_, 1, count_rec, &s, &torn), -ENODATA);
+	fd = openat(dirfd_, "gen-00000002", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(write(fd, "RLFSJRNL", 8), 8);
+	CHECK_EQ(ftruncate(fd, 32), 0);
+	close(fd);
+	CHECK_EQ(journal_scan(dirfd_, 2, count_rec, &s, &torn), -ENODATA);
+	CHECK_EQ(mkdir(dir_path("gen-00000003"), 0700), 0);
+	CHECK_EQ(journal_scan(dirfd_, 3, count_rec, &s, &torn), -EINVAL);
+	teardown();
+}
+
 int main(void)
 {
 	UNIT_RUN(test_append_read_roundtrip);
@@ -407,6 +502,9 @@ int main(void)
 	UNIT_RUN(test_scan_rejects_foreign_file);
 	UNIT_RUN(test_seal_and_drop);
 	UNIT_RUN(test_list_and_remove);
+	UNIT_RUN(test_list_ignores_aliases);
+	UNIT_RUN(test_record_bounds);
+	UNIT_RUN(test_scan_unfinished_header);
 	UNIT_RUN(test_many_seals_reuse_slots);
 	UNIT_RUN(test_sync_flushes_sealed_generations);
 	UNIT_RUN(test_dropped_generation_never_flushed);
