@@ -370,9 +370,30 @@ static int sync_attrs(int s, int d)
 
 /* -------------------------------------------------------------- recovery */
 
+/* The generations oldest first, each unlink flushed, then the state, then
+ * the directory: a crash in between leaves the state with the newest
+ * generations, whose replay in order ends on current data, never older
+ * ones alone (which would be replayed over newer data). */
 static void remove_rdir(int state_dirfd, const char *rname)
 {
-	treeutil_remove(state_dirfd, rname);
+	int rdir = openat(state_dirfd, rname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int ret;
+
+	if (rdir < 0) {
+		log_warning("recovery: could not open %s to remove it: %s", rname, strerror(errno));
+		return;
+	}
+	ret = journal_remove(rdir);
+	if (ret == 0 && unlinkat(rdir, "state", 0) < 0 && errno != ENOENT)
+		ret = -errno;
+	if (ret == 0 && fsync(rdir) < 0)
+		ret = -errno;
+	close(rdir);
+	if (ret == 0)
+		ret = treeutil_remove(state_dirfd, rname);
+	if (ret < 0)
+		log_warning("recovery: could not remove %s: %s (what is left is replayed again, "
+			    "which changes nothing)", rname, strerror(-ret));
 	fsync(state_dirfd);
 }
 

@@ -2140,10 +2140,15 @@ static int flush_dest(struct reloc *r, const char **step)
 	return ret;
 }
 
-/* Deletes the journal's generations, the state file and their directory. */
+/* Deletes the journal's generations, the state file and their directory,
+ * in that order: the generations oldest first, each deletion flushed, so a
+ * crash leaves the state with the newest generations (replayed in order,
+ * they end on current data), never with older ones alone, which recovery
+ * would replay over newer data. */
 static void remove_state(struct reloc *r)
 {
 	struct journal *j;
+	int ret;
 
 	pthread_mutex_lock(&r->lock);
 	j = r->j;
@@ -2151,18 +2156,24 @@ static void remove_state(struct reloc *r)
 	pthread_mutex_unlock(&r->lock);
 	journal_close(j);
 	if (r->rdir_fd >= 0) {
-		DIR *dp = treeutil_opendir(r->rdir_fd, ".");
-
-		if (dp != NULL) {
-			for (struct dirent *de; (de = readdir(dp)) != NULL;)
-				if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-					unlinkat(r->rdir_fd, de->d_name, 0);
-			closedir(dp);
-		}
+		ret = journal_remove(r->rdir_fd);
+		if (ret == 0 && unlinkat(r->rdir_fd, "state", 0) < 0 && errno != ENOENT)
+			ret = -errno;
+		if (ret == 0 && fsync(r->rdir_fd) < 0)
+			ret = -errno;
 		close(r->rdir_fd);
 		r->rdir_fd = -1;
+		if (ret < 0) {
+			/* The rest must stay: recovery replays what is left. */
+			log_warning("relocation %llu: deleting its state in %s: %s",
+				    (unsigned long long)r->id, r->rdir_name, strerror(-ret));
+			return;
+		}
 	}
-	unlinkat(r->state_dirfd, r->rdir_name, AT_REMOVEDIR);
+	/* Whatever else is left (a temp file of a state write). */
+	if (treeutil_remove(r->state_dirfd, r->rdir_name) < 0)
+		log_warning("relocation %llu: could not remove %s", (unsigned long long)r->id,
+			    r->rdir_name);
 	fsync(r->state_dirfd);
 }
 
