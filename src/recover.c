@@ -7,8 +7,12 @@
  * the middle of it gives the same result:
  *
  * - placement names the destination: the flip was committed, after the
- *   destination was complete and flushed. Finish: remove the source copy
- *   (unless keep), drop the journal.
+ *   destination was complete and flushed; the phase is then cutover or
+ *   cleanup (anything else is refused: with a relocation back to the
+ *   source, a lost placement entry looks like a flip). In cutover, replay
+ *   what is left of the journal onto D (trees checked first), flush it,
+ *   record phase cleanup; then remove the source copy (unless keep), drop
+ *   the journal.
  * - phase prepare or copy: no generation was ever dropped, so the source
  *   plus every journal record, replayed in order, is the current state. Roll
  *   back: replay onto the source, remove the destination copy.
@@ -19,11 +23,23 @@
  *   the source tree's names and types (a crash between a namespace change
  *   and its mirror would show here; then refuse rather than guess), replay
  *   the remaining records onto the destination, copy attributes and times
- *   from the source, flush, commit the placement, remove the source copy.
+ *   from the source, flush, record phase cutover, commit the placement,
+ *   remove the source copy.
+ * - no state file: a relocation that never started (no record in its
+ *   journal), or one the engine forgot after a completed rollback (state
+ *   renamed to RECOVER_FORGOTTEN). Records otherwise: refuse.
+ *
+ * Invariants: every generation is read through and checked before anything
+ * is written, so a refusal changes nothing; a relocation dir is deleted
+ * oldest generation first, then its state, so no crash leaves older records
+ * alone to be replayed over newer data; the placement naming D is on disk
+ * only with phase cutover or cleanup.
  *
  * Records name files by the source inode number; the map from inode to path
  * comes from a walk of the source home, which holds the namespace. Records
- * of files no longer linked there are dropped: nobody can reach their data. */
+ * of files no longer linked there are dropped: nobody can reach their data.
+ * A mapped file that cannot be opened where the journal is replayed is an
+ * error: its data is current. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -66,9 +82,7 @@ struct replay {
 	size_t n, cap;
 	int root_fd;		/* the home on the datastore replayed onto */
 	long records;
-	int err;
-	char *errmsg;
-	size_t errlen;
+	const char *bad;	/* the mapped path that could not be opened */
 };
 
 /* Copies a value that must fit; false when it does not. */
@@ -201,13 +215,22 @@ static void map_free(struct replay *rp)
 	rp->n = rp->cap = 0;
 }
 
-static int target_fd(struct replay *rp, ino_t ino)
+/* The descriptor of the file the source maps ino to, on the datastore
+ * replayed onto; NULL *rel when the source has no such file. */
+static int target_fd(struct replay *rp, ino_t ino, const char **rel)
 {
+	*rel = NULL;
 	for (size_t i = 0; i < rp->n; i++) {
 		if (rp->v[i].ino != ino)
 			continue;
-		if (rp->v[i].fd < 0)
-			rp->v[i].fd = treeutil_open_beneath(rp->root_fd, rp->v[i].rel, O_WRONLY);
+		*rel = rp->v[i].rel;
+		if (rp->v[i].fd < 0) {
+			int fd = treeutil_open_beneath(rp->root_fd, rp->v[i].rel, O_WRONLY);
+
+			if (fd < 0)
+				return fd;
+			rp->v[i].fd = fd;
+		}
 		return rp->v[i].fd;
 	}
 	return -ENOENT;
@@ -217,14 +240,20 @@ static int replay_rec(const struct journal_rec *rec, const void *data,
 		      const struct journal_loc *loc, void *arg)
 {
 	struct replay *rp = arg;
-	int fd = target_fd(rp, (ino_t)rec->file_id);
+	const char *rel;
+	int fd = target_fd(rp, (ino_t)rec->file_id, &rel);
 	int ret = 0;
 
 	(void)loc;
-	if (fd == -ENOENT)
+	if (rel == NULL)
 		return 0;	/* unlinked since: unreachable data */
-	if (fd < 0)
+	if (fd < 0) {
+		/* The source has it, so its data is current: a copy that cannot
+		 * be opened (lost by a power cut, say) is an error, never a
+		 * reason to drop acknowledged records. */
+		rp->bad = rel;
 		return fd;
+	}
 	switch (rec->type) {
 	case JOURNAL_WRITE:
 		ret = fileutil_pwrite_full(fd, data, rec->length, (off_t)rec->offset);
@@ -246,33 +275,103 @@ static int replay_rec(const struct journal_rec *rec, const void *data,
 	return ret;
 }
 
-/* Replays every generation of rdir, oldest first, onto rp->root_fd. */
-static int replay_journal(int rdir, const char *rname, struct replay *rp,
-			  char *err, size_t errlen)
+static int check_rec(const struct journal_rec *rec, const void *data,
+		     const struct journal_loc *loc, void *arg)
 {
-	uint32_t *gens;
-	size_t ng;
-	int ret = journal_list(rdir, &gens, &ng);
+	(void)rec;
+	(void)data;
+	(void)loc;
+	(void)arg;
+	return 0;
+}
 
+static const char *gen_problem(long n)
+{
+	switch (n) {
+	case -EBADMSG:
+		return "not a relocfs journal generation of version 1 (damaged)";
+	case -EINVAL:
+		return "not a regular file";
+	case -ENODATA:
+		return "holds no complete header, and is not the newest generation";
+	case -ERANGE:
+		return "a record's offset and length overflow a file offset (damaged)";
+	default:
+		return strerror((int)-n);
+	}
+}
+
+/* Reads every generation of rdir through before anything is written, so a
+ * damaged one refuses the recovery with nothing changed. *gens (malloc'd)
+ * and *ng receive the generations to replay, oldest first: a newest one
+ * left with no complete header (a crash while it was created) is left out,
+ * with a warning. *records receives the number of good records. */
+static int check_journal(int rdir, const char *rname, uint32_t **gens, size_t *ng,
+			 long *records, char *err, size_t errlen)
+{
+	int ret = journal_list(rdir, gens, ng);
+
+	*records = 0;
 	if (ret < 0) {
 		snprintf(err, errlen, "%s: listing its journal: %s", rname, strerror(-ret));
 		return ret;
 	}
+	for (size_t i = 0; i < *ng; i++) {
+		uint64_t torn = 0;
+		long n = journal_scan(rdir, (*gens)[i], check_rec, NULL, &torn);
+
+		if (n == -ENODATA && i + 1 == *ng) {
+			log_warning("recovery: %s/gen-%08x: no complete header (relocfs stopped while "
+				    "creating it); treated as empty", rname, (*gens)[i]);
+			(*ng)--;
+			break;
+		}
+		if (n < 0) {
+			snprintf(err, errlen, "%s/gen-%08x: %s", rname, (*gens)[i], gen_problem(n));
+			ret = (int)n;
+			break;
+		}
+		*records += n;
+		if (torn > 0)
+			log_warning("recovery: %s/gen-%08x: dropped a torn tail of %llu bytes "
+				    "(a write that was never acknowledged)", rname, (*gens)[i],
+				    (unsigned long long)torn);
+	}
+	if (ret < 0) {
+		free(*gens);
+		*gens = NULL;
+		*ng = 0;
+	}
+	return ret;
+}
+
+/* Replays every generation of rdir, oldest first, onto rp->root_fd (named
+ * root in messages), once all of them were checked. */
+static int replay_journal(int rdir, const char *rname, const char *root, struct replay *rp,
+			  char *err, size_t errlen)
+{
+	uint32_t *gens;
+	size_t ng;
+	long records;
+	int ret = check_journal(rdir, rname, &gens, &ng, &records, err, errlen);
+
+	if (ret < 0)
+		return ret;
 	for (size_t i = 0; i < ng; i++) {
 		uint64_t torn = 0;
 		long n = journal_scan(rdir, gens[i], replay_rec, rp, &torn);
 
 		if (n < 0) {
-			snprintf(err, errlen, "%s/gen-%08x: %s", rname, gens[i],
-				 n == -EBADMSG ? "not a relocfs journal generation of version 1 (damaged)"
-					       : strerror((int)-n));
+			if (rp->bad != NULL)
+				snprintf(err, errlen, "%s/gen-%08x: replaying onto %s/%s: %s; the source "
+					 "has that file", rname, gens[i], root, rp->bad,
+					 strerror((int)-n));
+			else
+				snprintf(err, errlen, "%s/gen-%08x: replaying onto %s: %s", rname,
+					 gens[i], root, gen_problem(n));
 			ret = (int)n;
 			break;
 		}
-		if (torn > 0)
-			log_warning("recovery: %s/gen-%08x: dropped a torn tail of %llu bytes "
-				    "(a write that was never acknowledged)", rname, gens[i],
-				    (unsigned long long)torn);
 	}
 	free(gens);
 	for (size_t i = 0; ret == 0 && i < rp->n; i++)
@@ -428,13 +527,208 @@ static bool phase_is(const struct rstate *st, const char *a, const char *b, cons
 	       (c && strcmp(st->phase, c) == 0);
 }
 
+/* Stores the state file data (parsed already) with its phase line set to
+ * phase: recovery records its progress as the engine does, so that the
+ * placement naming the destination always comes with phase cutover or
+ * cleanup on disk. */
+static int record_phase(int rdir, const char *data, const char *phase)
+{
+	const char *sum = strstr(data, "\nxxh3 ");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+	int ret = 0;
+
+	if (fp == NULL)
+		return -ENOMEM;
+	for (const char *p = data; sum != NULL && p <= sum;) {
+		const char *nl = strchr(p, '\n');
+
+		if (strncmp(p, "phase ", 6) == 0)
+			fprintf(fp, "phase %s\n", phase);
+		else
+			fwrite(p, 1, (size_t)(nl - p + 1), fp);
+		p = nl + 1;
+	}
+	if (fflush(fp) != 0 || sum == NULL)
+		ret = -ENOMEM;
+	if (ret == 0)
+		fprintf(fp, "xxh3 %016llx\n", (unsigned long long)XXH3_64bits(buf, len));
+	if (fclose(fp) != 0 && ret == 0)
+		ret = -ENOMEM;
+	if (ret == 0)
+		ret = fileutil_write_atomic(rdir, "state", buf, len, NULL);
+	free(buf);
+	return ret;
+}
+
+/* Both homes of a relocation, each failure naming the one that failed. */
+static int open_both(const struct rstate *st, const char *rname, int *s, int *d,
+		     char *err, size_t errlen)
+{
+	*s = open_home(st->from, st->home);
+	if (*s < 0) {
+		snprintf(err, errlen, "%s: the source home %s/%s: %s", rname, st->from, st->home,
+			 strerror(-*s));
+		return *s;
+	}
+	*d = open_home(st->to, st->home);
+	if (*d < 0) {
+		snprintf(err, errlen, "%s: the destination home %s/%s: %s", rname, st->to, st->home,
+			 strerror(-*d));
+		return *d;
+	}
+	return 0;
+}
+
+/* Refuses unless every name of the source tree is in the destination's with
+ * its type: then the map of the source's inodes names files D has. */
+static int check_trees(const struct rstate *st, const char *rname, int s, int d,
+		       char *err, size_t errlen)
+{
+	char bad[PATH_MAX] = "";
+	int ret = same_names(s, d, "", bad, sizeof(bad));
+
+	if (ret > 0)
+		return 0;
+	if (ret == 0)
+		ret = -EUCLEAN;
+	snprintf(err, errlen, "%s: %s/%s and %s/%s differ at '%s'; relocfs will not guess "
+		 "which is current", rname, st->from, st->home, st->to, st->home, bad);
+	return ret;
+}
+
+/* Replays the journal of a flipped relocation onto D and flushes D: the
+ * map comes from the source tree, which must match D's. */
+static int replay_flip(int rdir, const char *rname, const struct rstate *st,
+		       char *err, size_t errlen)
+{
+	struct replay rp = { .root_fd = -1 };
+	char root[PATH_MAX + NAME_MAX + 2];
+	int s = -1, d = -1, ret;
+
+	ret = open_both(st, rname, &s, &d, err, errlen);
+	if (ret == 0)
+		ret = check_trees(st, rname, s, d, err, errlen);
+	if (ret < 0)
+		goto out;
+	snprintf(root, sizeof(root), "%s/%s", st->to, st->home);
+	ret = map_tree(&rp, s, "");
+	if (ret == 0) {
+		rp.root_fd = d;
+		ret = replay_journal(rdir, rname, root, &rp, err, errlen);
+	}
+	if (ret == 0)
+		ret = treeutil_sync_tree(d);
+	if (ret < 0) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "%s: replaying onto %s: %s", rname, root, strerror(-ret));
+		goto out;
+	}
+	failpoint("recover-replayed");
+	log_notice("recovery: %s of %s had cut over to %s; %ld journal records replayed onto it",
+		   rname, st->home, st->to, rp.records);
+out:
+	map_free(&rp);
+	if (s >= 0)
+		close(s);
+	if (d >= 0)
+		close(d);
+	return ret;
+}
+
+/* The placement names the destination: the flip was committed. In phase
+ * cutover the destination may not be durable yet, but the journal is (no
+ * fsync was acknowledged since: they waited): replay it onto D, flush D,
+ * then record phase cleanup before the source goes, as the engine does, so
+ * a crash in the removal leaves a state that does not need the source. */
+static int finish_flip(int state_dirfd, int rdir, const char *rname, const char *data,
+		       const struct rstate *st, char *err, size_t errlen)
+{
+	uint32_t *gens = NULL;
+	size_t ng = 0;
+	long records = 0;
+	int ret = 0;
+
+	if (!phase_is(st, "cutover", "cleanup", NULL)) {
+		/* The engine writes that placement only in phase cutover; with a
+		 * relocation back to the source, a lost placement file looks the
+		 * same as a flip: refuse rather than remove the only copy. */
+		ret = -EUCLEAN;
+		snprintf(err, errlen, "%s/state: the placement has %s on %s, its destination, but "
+			 "the phase is '%s' (a flip is recorded only in phase cutover or cleanup); "
+			 "relocfs will not guess which copy is current", rname, st->home, st->to,
+			 st->phase);
+		goto out;
+	}
+	if (phase_is(st, "cutover", NULL, NULL)) {
+		/* The engine writes the placement after D's flush and the
+		 * journal's deletion: with no record left there is nothing to
+		 * replay, and D's names may since have moved on from the
+		 * source's (the home lives there). */
+		ret = check_journal(rdir, rname, &gens, &ng, &records, err, errlen);
+		if (ret == 0 && records > 0)
+			ret = replay_flip(rdir, rname, st, err, errlen);
+		if (ret < 0)
+			goto out;
+		ret = record_phase(rdir, data, "cleanup");
+		if (ret < 0) {
+			snprintf(err, errlen, "%s/state: recording the phase cleanup: %s", rname,
+				 strerror(-ret));
+			goto out;
+		}
+	}
+	log_notice("recovery: %s of %s had cut over to %s; finishing its cleanup", rname,
+		   st->home, st->to);
+	if (!st->keep && strcmp(st->from, st->to) != 0)
+		remove_home(st->from, st->home);
+	remove_rdir(state_dirfd, rname);
+out:
+	free(gens);
+	return ret;
+}
+
+/* No state file: the relocation died before its first state write, when
+ * its journal could hold no record yet, or the engine had forgotten it
+ * after a completed rollback. Records otherwise mean the state was lost:
+ * refuse, as they may be acknowledged writes the source lacks. */
+static int no_state(int state_dirfd, int rdir, const char *rname, char *err, size_t errlen)
+{
+	uint32_t *gens = NULL;
+	size_t ng = 0;
+	long records = 0;
+	int ret;
+
+	if (faccessat(rdir, RECOVER_FORGOTTEN, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		log_notice("recovery: %s had rolled back, and its state was forgotten (the state "
+			   "dir could not take the final phase); removed", rname);
+		remove_rdir(state_dirfd, rname);
+		return 0;
+	}
+	ret = check_journal(rdir, rname, &gens, &ng, &records, err, errlen);
+	free(gens);
+	if (ret < 0)
+		return ret;
+	if (records > 0) {
+		snprintf(err, errlen, "%s: no state file, but its journal holds %ld records (writes "
+			 "the source may not have); keep the directory and see relocfs(8), RECOVERY",
+			 rname, records);
+		return -EUCLEAN;
+	}
+	log_notice("recovery: %s has no state file and an empty journal: a relocation that never "
+		   "started; removed", rname);
+	remove_rdir(state_dirfd, rname);
+	return 0;
+}
+
 static int recover_one(int state_dirfd, const char *rname, const char *source,
 		       struct placement *pl, char *err, size_t errlen)
 {
 	struct replay rp = { .root_fd = -1 };
 	struct rstate st;
+	struct stat pst;
 	const char *cur;
-	char *data = NULL, bad[PATH_MAX];
+	char *data = NULL, root[PATH_MAX + NAME_MAX + 2];
 	size_t len = 0;
 	int rdir = -1, s = -1, d = -1, ret;
 
@@ -446,10 +740,7 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 	}
 	ret = fileutil_read_all(rdir, "state", STATE_MAX, &data, &len);
 	if (ret == -ENOENT) {
-		/* Died before the first state write: nothing was attached yet. */
-		log_notice("recovery: %s has no state file: a relocation that never started; removed", rname);
-		remove_rdir(state_dirfd, rname);
-		ret = 0;
+		ret = no_state(state_dirfd, rdir, rname, err, errlen);
 		goto out;
 	}
 	if (ret == 0)
@@ -458,46 +749,26 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 		snprintf(err, errlen, "%s/state: %s; keep the directory (its journal holds writes "
 			 "the source may not have) and see relocfs(8), RECOVERY", rname,
 			 ret == -EPROTO ? "written by another version of relocfs" :
-			 ret == -EBADMSG ? "damaged (checksum or format)" : strerror(-ret));
+			 ret == -EBADMSG ? "damaged (checksum or format)" :
+			 ret == -EINVAL ? "not a regular file" : strerror(-ret));
+		goto out;
+	}
+	/* placement_load takes a missing file for an empty table (a state dir
+	 * that never relocated anything), but only the placement file can have
+	 * put the home on a datastore other than the source. */
+	if (strcmp(st.from, source) != 0 &&
+	    fstatat(state_dirfd, PLACEMENT_FILE, &pst, AT_SYMLINK_NOFOLLOW) < 0) {
+		ret = -EUCLEAN;
+		snprintf(err, errlen, "%s/state: home %s moves from %s, which only the placement file "
+			 "can record, but the state dir has no placement file; relocfs will not guess "
+			 "where the home is", rname, st.home, st.from);
 		goto out;
 	}
 	cur = placement_get(pl, st.home);
 	if (cur == NULL)
 		cur = source;
-	if (strcmp(cur, st.to) == 0 && phase_is(&st, "cutover", NULL, NULL)) {
-		/* Flipped, but the destination may not be durable yet: the
-		 * journal is. No fsync was acknowledged since (they waited). */
-		s = open_home(st.from, st.home);
-		d = open_home(st.to, st.home);
-		if (s < 0 || d < 0) {
-			ret = s < 0 ? s : d;
-			snprintf(err, errlen, "%s: the homes %s/%s and %s/%s: %s", rname, st.from,
-				 st.home, st.to, st.home, strerror(-ret));
-			goto out;
-		}
-		ret = map_tree(&rp, s, "");
-		if (ret == 0) {
-			rp.root_fd = d;
-			ret = replay_journal(rdir, rname, &rp, err, errlen);
-		}
-		if (ret == 0)
-			ret = treeutil_sync_tree(d);
-		if (ret < 0) {
-			if (err[0] == '\0')
-				snprintf(err, errlen, "%s: replaying onto %s/%s: %s", rname, st.to,
-					 st.home, strerror(-ret));
-			goto out;
-		}
-		failpoint("recover-replayed");
-		log_notice("recovery: %s of %s had cut over to %s; %ld journal records replayed "
-			   "onto it", rname, st.home, st.to, rp.records);
-	}
 	if (strcmp(cur, st.to) == 0) {
-		log_notice("recovery: %s of %s had cut over to %s; finishing its cleanup", rname,
-			   st.home, st.to);
-		if (!st.keep && strcmp(st.from, st.to) != 0)
-			remove_home(st.from, st.home);
-		remove_rdir(state_dirfd, rname);
+		ret = finish_flip(state_dirfd, rdir, rname, data, &st, err, errlen);
 		goto out;
 	}
 	if (strcmp(cur, st.from) != 0) {
@@ -524,8 +795,9 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 		goto out;
 	}
 	if (phase_is(&st, "prepare", "copy", NULL)) {
+		snprintf(root, sizeof(root), "%s/%s", st.from, st.home);
 		rp.root_fd = s;
-		ret = replay_journal(rdir, rname, &rp, err, errlen);
+		ret = replay_journal(rdir, rname, root, &rp, err, errlen);
 		if (ret < 0)
 			goto out;
 		failpoint("recover-replayed");
@@ -547,16 +819,12 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 			 "lacks, cannot be opened: %s", rname, st.to, st.home, strerror(-d));
 		goto out;
 	}
-	ret = same_names(s, d, "", bad, sizeof(bad));
-	if (ret <= 0) {
-		if (ret == 0)
-			ret = -EUCLEAN;
-		snprintf(err, errlen, "%s: %s/%s and %s/%s differ at '%s'; relocfs will not guess "
-			 "which is current", rname, st.from, st.home, st.to, st.home, bad);
+	ret = check_trees(&st, rname, s, d, err, errlen);
+	if (ret < 0)
 		goto out;
-	}
+	snprintf(root, sizeof(root), "%s/%s", st.to, st.home);
 	rp.root_fd = d;
-	ret = replay_journal(rdir, rname, &rp, err, errlen);
+	ret = replay_journal(rdir, rname, root, &rp, err, errlen);
 	if (ret == 0)
 		failpoint("recover-replayed");
 	if (ret == 0)
@@ -569,6 +837,13 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 		if (err[0] == '\0')
 			snprintf(err, errlen, "%s: completing %s on %s: %s", rname, st.home, st.to,
 				 strerror(-ret));
+		goto out;
+	}
+	/* Phase cutover before the placement names D, as the engine has it:
+	 * a placement naming D in an earlier phase is refused. */
+	ret = record_phase(rdir, data, "cutover");
+	if (ret < 0) {
+		snprintf(err, errlen, "%s/state: recording the phase cutover: %s", rname, strerror(-ret));
 		goto out;
 	}
 	ret = placement_set(pl, st.home, strcmp(st.to, source) == 0 ? NULL : st.to);

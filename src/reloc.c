@@ -50,6 +50,7 @@
 #include "relocfs/inomap.h"
 #include "relocfs/journal.h"
 #include "relocfs/log.h"
+#include "relocfs/recover.h"
 #include "relocfs/reloc.h"
 #include "relocfs/treeutil.h"
 #include "relocfs/verify.h"
@@ -2179,12 +2180,17 @@ static void remove_state(struct reloc *r)
 
 /* The state dir cannot take the final phase (full, most likely, which is
  * often why the relocation failed): B is restored and flushed, so the
- * journal is no longer needed. Unlinking the state file needs no space and
- * makes recovery forget the relocation; the journal goes next. Only the
- * destination copy, removed right after, is not known to recovery then. */
+ * journal is no longer needed. Renaming the state file to "forgotten"
+ * needs no new block (the directory holds a handful of names) and makes
+ * recovery forget the relocation, journal records or not; the journal goes
+ * next. Only the destination copy, removed right after, is not known to
+ * recovery then. */
 static int forget_journal(struct reloc *r)
 {
-	if (unlinkat(r->rdir_fd, "state", 0) < 0 && errno != ENOENT)
+	/* Unlinking needs no space at all; recovery then refuses a journal
+	 * with records, should relocfs stop before it is deleted. */
+	if (renameat(r->rdir_fd, "state", r->rdir_fd, RECOVER_FORGOTTEN) < 0 &&
+	    unlinkat(r->rdir_fd, "state", 0) < 0 && errno != ENOENT)
 		return -errno;
 	if (fsync(r->rdir_fd) < 0)
 		return -errno;
