@@ -20,8 +20,9 @@
  * - phase converge, ready or cutover: generations were applied to the
  *   destination and dropped, so only the destination plus the remaining
  *   records is current. Roll forward: check that the destination tree has
- *   the source tree's names and types (a crash between a namespace change
- *   and its mirror would show here; then refuse rather than guess), replay
+ *   the source tree's names and types, and before cutover no other names
+ *   (a crash between a namespace change and its mirror would show here;
+ *   then refuse rather than guess), replay
  *   the remaining records onto the destination, copy attributes and times
  *   from the source, flush, record phase cutover, commit the placement,
  *   remove the source copy.
@@ -582,19 +583,34 @@ static int open_both(const struct rstate *st, const char *rname, int *s, int *d,
 }
 
 /* Refuses unless every name of the source tree is in the destination's with
- * its type: then the map of the source's inodes names files D has. */
-static int check_trees(const struct rstate *st, const char *rname, int s, int d,
+ * its type: then the map of the source's inodes names files D has. With
+ * both, also unless every name of D is in the source: before the cutover
+ * the source holds the namespace and changes reach D after it, so an extra
+ * name in D is a rename or unlink not yet mirrored (a RENAME_EXCHANGE of
+ * two names of one type would still pass: it would need a marker). */
+static int check_trees(const struct rstate *st, const char *rname, int s, int d, bool both,
 		       char *err, size_t errlen)
 {
 	char bad[PATH_MAX] = "";
 	int ret = same_names(s, d, "", bad, sizeof(bad));
 
+	if (ret > 0 && !both)
+		return 0;
+	if (ret <= 0) {
+		if (ret == 0)
+			ret = -EUCLEAN;
+		snprintf(err, errlen, "%s: %s/%s and %s/%s differ at '%s'; relocfs will not guess "
+			 "which is current", rname, st->from, st->home, st->to, st->home, bad);
+		return ret;
+	}
+	ret = same_names(d, s, "", bad, sizeof(bad));
 	if (ret > 0)
 		return 0;
 	if (ret == 0)
 		ret = -EUCLEAN;
-	snprintf(err, errlen, "%s: %s/%s and %s/%s differ at '%s'; relocfs will not guess "
-		 "which is current", rname, st->from, st->home, st->to, st->home, bad);
+	snprintf(err, errlen, "%s: %s/%s has '%s', which %s/%s lacks or holds with another type "
+		 "(a namespace change not yet mirrored?); relocfs will not guess which is current",
+		 rname, st->to, st->home, bad, st->from, st->home);
 	return ret;
 }
 
@@ -609,7 +625,7 @@ static int replay_flip(int rdir, const char *rname, const struct rstate *st,
 
 	ret = open_both(st, rname, &s, &d, err, errlen);
 	if (ret == 0)
-		ret = check_trees(st, rname, s, d, err, errlen);
+		ret = check_trees(st, rname, s, d, false, err, errlen);
 	if (ret < 0)
 		goto out;
 	snprintf(root, sizeof(root), "%s/%s", st->to, st->home);
@@ -819,7 +835,8 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 			 "lacks, cannot be opened: %s", rname, st.to, st.home, strerror(-d));
 		goto out;
 	}
-	ret = check_trees(&st, rname, s, d, err, errlen);
+	/* In cutover the flip may have happened, and D's names moved on. */
+	ret = check_trees(&st, rname, s, d, !phase_is(&st, "cutover", NULL, NULL), err, errlen);
 	if (ret < 0)
 		goto out;
 	snprintf(root, sizeof(root), "%s/%s", st.to, st.home);

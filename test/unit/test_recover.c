@@ -309,6 +309,44 @@ static void test_flip_empty_journal_finishes(void)
 	teardown();
 }
 
+/* ------------------------------------------------ 10: trees both ways */
+
+/* Before the cutover a rename over b applied to the source but not yet
+ * mirrored leaves D with the old name: rolling forward would keep it, and
+ * replay the file's records onto the wrong b. */
+static void test_rename_not_mirrored_refuses(void)
+{
+	setup();
+	sh("mkdir -p %s/S/H %s/D/H %s/sd/reloc-1");
+	put("S/H/b", "AAAAAAAAAAAAAAAA");	/* was a, renamed over b */
+	put("D/H/a", "AAAAAAAAAAAAAAAA");
+	put("D/H/b", "BBBBBBBBBBBBBBBB");
+	state("S", "D", "converge");
+	journal_with(ino_of("S/H/b"), 1, "new");
+	CHECK(recover("S") != 0);
+	CHECK(strstr(err, "'a'") != NULL);
+	CHECK_STR(get("D/H/b"), "BBBBBBBBBBBBBBBB");
+	CHECK(exists("S/H/b"));
+	CHECK(exists("sd/reloc-1/gen-00000001"));
+	teardown();
+}
+
+/* An unlink applied to the source, not yet to D. */
+static void test_unlink_not_mirrored_refuses(void)
+{
+	setup();
+	sh("mkdir -p %s/S/H/dir %s/D/H/dir %s/sd/reloc-1");
+	put("S/H/dir/keep", "k");
+	put("D/H/dir/keep", "k");
+	put("D/H/dir/gone", "g");
+	state("S", "D", "ready");
+	journal_with(ino_of("S/H/dir/keep"), 1, "K");
+	CHECK(recover("S") != 0);
+	CHECK(strstr(err, "dir/gone") != NULL);
+	CHECK_STR(get("D/H/dir/keep"), "k");
+	teardown();
+}
+
 /* -------------------------------------------------- 3: placement and phase */
 
 /* No placement file, a relocation from X back to the source in phase copy:
@@ -578,6 +616,8 @@ int main(void)
 	UNIT_RUN(test_crash_after_first_generation_removed);
 	UNIT_RUN(test_flip_dest_lacks_file_refuses);
 	UNIT_RUN(test_flip_empty_journal_finishes);
+	UNIT_RUN(test_rename_not_mirrored_refuses);
+	UNIT_RUN(test_unlink_not_mirrored_refuses);
 	UNIT_RUN(test_missing_placement_refuses);
 	UNIT_RUN(test_placement_on_dest_before_cutover_refuses);
 	UNIT_RUN(test_no_placement_file_from_source_ok);
