@@ -2149,6 +2149,7 @@ static int flush_dest(struct reloc *r, const char **step)
 static void remove_state(struct reloc *r)
 {
 	struct journal *j;
+	bool had_rdir = r->rdir_fd >= 0;
 	int ret;
 
 	pthread_mutex_lock(&r->lock);
@@ -2156,7 +2157,7 @@ static void remove_state(struct reloc *r)
 	r->j = NULL;
 	pthread_mutex_unlock(&r->lock);
 	journal_close(j);
-	if (r->rdir_fd >= 0) {
+	if (had_rdir) {
 		ret = journal_remove(r->rdir_fd);
 		if (ret == 0 && unlinkat(r->rdir_fd, "state", 0) < 0 && errno != ENOENT)
 			ret = -errno;
@@ -2171,8 +2172,10 @@ static void remove_state(struct reloc *r)
 			return;
 		}
 	}
-	/* Whatever else is left (a temp file of a state write). */
-	if (treeutil_remove(r->state_dirfd, r->rdir_name) < 0)
+	/* Whatever else is left (a temp file of a state write). Without the
+	 * directory's descriptor, only an empty directory goes. */
+	if ((had_rdir ? treeutil_remove(r->state_dirfd, r->rdir_name)
+		      : unlinkat(r->state_dirfd, r->rdir_name, AT_REMOVEDIR)) < 0)
 		log_warning("relocation %llu: could not remove %s", (unsigned long long)r->id,
 			    r->rdir_name);
 	fsync(r->state_dirfd);
