@@ -6,8 +6,9 @@
  * placement, so it is deterministic, and running it again after a crash in
  * the middle of it gives the same result:
  *
- * - placement names the destination: the flip was committed, after the
- *   destination was complete and flushed; the phase is then cutover or
+ * - placement names the destination: the flip was committed, once the
+ *   destination was complete (flushed in full only after it, before the
+ *   journal is deleted); the phase is then cutover or
  *   cleanup (anything else is refused: with a relocation back to the
  *   source, a lost placement entry looks like a flip). In cutover, replay
  *   what is left of the journal onto D (trees checked first), flush it,
@@ -681,10 +682,11 @@ static int finish_flip(int state_dirfd, int rdir, const char *rname, const char 
 		goto out;
 	}
 	if (phase_is(st, "cutover", NULL, NULL)) {
-		/* The engine writes the placement after D's flush and the
-		 * journal's deletion: with no record left there is nothing to
-		 * replay, and D's names may since have moved on from the
-		 * source's (the home lives there). */
+		/* The engine deletes the journal only once D is flushed: with
+		 * no record left there is nothing to replay, and D's names may
+		 * have moved on from the source's since the flip (the home lives
+		 * there). With records left, a name changed on D since the flip
+		 * refuses the recovery, as a file D lost does. */
 		ret = check_journal(rdir, rname, &gens, &ng, &records, err, errlen);
 		if (ret == 0 && records > 0)
 			ret = replay_flip(rdir, rname, st, err, errlen);
