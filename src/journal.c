@@ -615,7 +615,8 @@ long journal_scan(int dirfd, uint32_t gen, journal_scan_fn fn, void *arg, uint64
 			data = p;
 			cap = dlen;
 		}
-		ret = pread_full(fd, data, dlen, (off_t)(pos + sizeof(rec)));
+		/* data is still NULL before the first WRITE record */
+		ret = dlen > 0 ? pread_full(fd, data, dlen, (off_t)(pos + sizeof(rec))) : 0;
 		if (ret == 0)
 			ret = pread_full(fd, &sum, sizeof(sum), (off_t)(pos + sizeof(rec) + dlen));
 		if (ret < 0) {
