@@ -182,20 +182,19 @@ static void raise_nofile_limit(void)
 	}
 }
 
-/* Parses a decimal u64 field; false on anything else. */
 /* Ring threads per kernel queue: fuse.max_threads spread over the queues
- * (one per possible CPU), at least 2 so that one slow request does not
- * hold up a CPU's others; 0 for no ring. */
+ * (one per possible CPU, every one needing an entry), at least one each;
+ * 0 for no ring. */
 static unsigned ring_threads_per_queue(const struct config *cfg, bool singlethread)
 {
-	unsigned nq = ring_queues(), n;
+	unsigned nq = ring_queues();
 
 	if (!cfg->fuse.io_uring || singlethread)
 		return 0;
-	n = ((unsigned)cfg->fuse.max_threads + nq - 1) / nq;
-	return n < 2 ? 2 : n;
+	return ((unsigned)cfg->fuse.max_threads + nq - 1) / nq;
 }
 
+/* Parses a decimal u64 field; false on anything else. */
 static bool parse_u64(const char *s, uint64_t *v)
 {
 	char *end;
@@ -443,9 +442,10 @@ int main(int argc, char *argv[])
 	ret = r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP ? 0 : 1;
 	log_notice("unmounted %s", mountpoint);
 out:
-	ctl_server_stop(ctl);
-	/* Before the unmount: the ring's pending commands hold the device. */
+	/* Before the unmount (the ring's pending commands hold the device),
+	 * and as libfuse's workers, before the control socket goes. */
 	wire_stop();
+	ctl_server_stop(ctl);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (se != NULL) {

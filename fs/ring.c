@@ -36,6 +36,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
+#include <sys/sysinfo.h>
 #include <linux/fuse.h>
 
 #include "relocfs/log.h"
@@ -52,7 +53,7 @@ struct ring_cmd_req {		/* in the SQE's 80-byte command area */
 };
 
 enum { TAG_CMD = 1, TAG_STOP = 2 };
-#define REGISTER_TRIES 3
+#define REGISTER_TRIES 3	/* before the ring is in use */
 
 struct ring_thread {
 	pthread_t thread;
@@ -80,22 +81,10 @@ static __thread struct ring_thread *cur;
 
 unsigned ring_queues(void)
 {
-	FILE *f = fopen("/sys/devices/system/cpu/possible", "re");
-	unsigned last = 0, a, b;
-	char sep;
+	/* The kernel's num_possible_cpus(), as libfuse's own ring counts it. */
+	int n = get_nprocs_conf();
 
-	if (f == NULL)
-		return 1;
-	/* "0-3" or "0-3,8-11" or "0": the highest CPU number plus one. */
-	while (fscanf(f, "%u", &a) == 1) {
-		b = a;
-		if (fscanf(f, "%c", &sep) == 1 && sep == '-' && fscanf(f, "%u", &b) == 1)
-			(void)(fscanf(f, "%c", &sep));
-		if (b > last)
-			last = b;
-	}
-	fclose(f);
-	return last + 1;
+	return n > 0 ? (unsigned)n : 1;
 }
 
 bool ring_active(void)
@@ -225,10 +214,12 @@ static void serve(struct ring_thread *t)
 	t->unique = 0;
 }
 
-/* Returns the command's result, or 1 when told to stop. */
+/* Returns the command's result, or 1 when told to stop. A request handed
+ * over with the stop is served first: its requester would wait otherwise. */
 static int wait_cmd(struct ring_thread *t)
 {
 	struct io_uring_cqe *cqe;
+	bool stop = false;
 	int ret;
 
 	for (;;) {
@@ -240,11 +231,13 @@ static int wait_cmd(struct ring_thread *t)
 
 			ret = cqe->res;
 			io_uring_cqe_seen(&t->uring, cqe);
-			if (tag == TAG_STOP || atomic_load(&stopping))
-				return 1;
 			if (tag == TAG_CMD)
 				return ret;
+			if (tag == TAG_STOP)
+				stop = true;
 		}
+		if (stop || atomic_load(&stopping))
+			return 1;
 	}
 }
 
@@ -252,30 +245,43 @@ static void *ring_thread_main(void *arg)
 {
 	struct ring_thread *t = arg;
 	int op = CMD_REGISTER, tries = 0, ret;
+	unsigned backoff_ms = 10;
 
 	cur = t;
 	prep_stop_poll(t);
 	for (;;) {
 		prep_cmd(t, op);
+		if (op == CMD_COMMIT_AND_FETCH && atomic_load(&stopping)) {
+			/* Deliver the reply; the fetch is cancelled on exit. */
+			io_uring_submit(&t->uring);
+			break;
+		}
 		ret = wait_cmd(t);
 		if (ret == 1)
 			break;
 		if (ret == -ENOTCONN || ret == -ENODEV || ret == -ECANCELED)
 			break;	/* the connection ended */
 		if (ret < 0) {
-			/* A refused register (or a commit the kernel could not
-			 * match) leaves this entry unusable; register anew. */
-			if (++tries > REGISTER_TRIES) {
+			/* A refused register, or a commit the kernel could not
+			 * match, leaves this entry unusable: register anew. Once
+			 * the ring is in use the kernel sends this CPU's requests
+			 * nowhere else, so never leave a queue short then. */
+			if (++tries > REGISTER_TRIES && !atomic_load(&active)) {
 				log_error("ring: queue %u: %s, %d times; this thread stops",
 					  t->qid, strerror(-ret), tries);
 				break;
 			}
-			log_warning("ring: queue %u: %s %s; registering again", t->qid,
-				 op == CMD_REGISTER ? "register" : "commit", strerror(-ret));
+			if (tries == 1 || tries % 60 == 0)
+				log_warning("ring: queue %u: %s %s; registering again", t->qid,
+					    op == CMD_REGISTER ? "register" : "commit", strerror(-ret));
+			usleep(backoff_ms * 1000);
+			if (backoff_ms < 1000)
+				backoff_ms *= 2;
 			op = CMD_REGISTER;
 			continue;
 		}
 		tries = 0;
+		backoff_ms = 10;
 		if (!atomic_exchange(&active, true))
 			log_notice("FUSE requests now come over io_uring (%u threads on %u queues)",
 				   nthreads, ring_queues());

@@ -189,9 +189,14 @@ void wire_patch_reply(struct iovec *iov, int count, bool want)
 			ring_payload = out->max_write;
 		if (ring_payload < 8192)
 			ring_payload = 8192;
-		out->flags2 |= (uint32_t)(RING_FUSE_OVER_IO_URING >> 32);
-		ring_after_write = true;
-		log_debug("init: FUSE_OVER_IO_URING added to the reply");
+		if (ring_payload >= RING_MIN_PAYLOAD) {
+			out->flags2 |= (uint32_t)(RING_FUSE_OVER_IO_URING >> 32);
+			ring_after_write = true;
+			log_debug("init: FUSE_OVER_IO_URING added to the reply");
+		} else {
+			log_notice("init: fuse.max_request_kib is below %d: requests come over "
+				   "/dev/fuse, not io_uring", RING_MIN_PAYLOAD / 1024);
+		}
 	} else if (ring_per_queue > 0) {
 		log_info("init: the kernel does not offer FUSE over io_uring (fuse module "
 			 "parameter enable_uring, Linux 6.14 on); requests come over /dev/fuse");

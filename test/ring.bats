@@ -145,6 +145,24 @@ ring_case() {
 	[ "$status" = 1 ] || fail "relocfs served over io_uring with fuse.io_uring = false: $output"
 }
 
+@test "fuse.max_request_kib below 68 keeps requests on /dev/fuse (the ring could not carry a 64 KiB xattr)" {
+	posix_setup
+	rfs_umount "$MNT"
+	printf 'fuse = {\n  max_request_kib = 16;\n};\n' >"$BATS_TEST_TMPDIR/small.conf"
+	rfs_mount "$SRC" "$MNT" -o "allow_other,config=$BATS_TEST_TMPDIR/small.conf"
+	grep -qF "fuse.max_request_kib is below 68" <(ring_last_log) ||
+		fail "no word of the small requests in the log: $(cat -- "$RFS_LOG")"
+	stat -- "$MNT/.ring-probe" >/dev/null 2>&1 || true
+	# Over the ring, this kernel cannot carry the value: check first.
+	run grep -F -- "$RING_LINE" <(ring_last_log)
+	[ "$status" = 1 ] || fail "relocfs serves over io_uring with 16 KiB requests: $output"
+	: >"$MNT/x"
+	head -c 8192 /dev/urandom | base64 -w0 | head -c 8192 >"$BATS_TEST_TMPDIR/val"
+	setfattr -n user.big -v "$(cat -- "$BATS_TEST_TMPDIR/val")" -- "$MNT/x"
+	[ "$(getfattr --only-values -n user.big -- "$SRC/x")" = "$(cat -- "$BATS_TEST_TMPDIR/val")" ]
+	[ "$(getfattr --only-values -n user.big -- "$MNT/x")" = "$(cat -- "$BATS_TEST_TMPDIR/val")" ]
+}
+
 @test "with enable_uring off, relocfs says so and serves over /dev/fuse" {
 	posix_setup
 	rfs_umount "$MNT"

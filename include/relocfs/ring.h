@@ -15,6 +15,11 @@
 #define RING_FUSE_OVER_IO_URING (1ULL << 41)
 #define RING_HEADER_IN_OUT 128
 #define RING_HEADER_OP_IN 128
+/* The smallest payload the ring is used with: the kernel copies a request
+ * into an entry up to its own payload size (fuse.max_request_kib), and a
+ * SETXATTR carries a name and a value of up to 64 KiB (Linux 6.18 does not
+ * check that it fits: a kernel BUG). */
+#define RING_MIN_PAYLOAD (64 * 1024 + 4096)
 
 struct ring_ent_in_out {
 	uint64_t flags;
@@ -32,8 +37,8 @@ struct ring_req_header {
 
 /* Starts the ring threads on the session's device fd: threads_per_queue
  * entries on each of the kernel's queues (one per possible CPU), each with
- * a payload buffer of payload bytes. Threads that cannot register leave
- * the kernel on /dev/fuse. 0, or -errno if none could start. */
+ * a payload buffer of payload bytes. Until every queue has an entry the
+ * kernel keeps to /dev/fuse. 0, or -errno if none could start. */
 int ring_start(struct fuse_session *se, int fd, unsigned threads_per_queue, size_t payload);
 
 /* Stops and joins the ring threads (waiting for requests being served);
