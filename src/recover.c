@@ -66,6 +66,7 @@
 #define STATE_MAX 16384
 
 struct rstate {
+	unsigned long long id;
 	char home[NAME_MAX + 1];
 	char from[PATH_MAX];
 	char to[PATH_MAX];
@@ -96,6 +97,19 @@ static bool field(char *dst, size_t size, const char *src)
 		return false;
 	memcpy(dst, src, n + 1);
 	return true;
+}
+
+int recover_state_format(char *buf, size_t size, unsigned long long id, const char *home,
+			 const char *from, const char *to, const char *phase, bool keep)
+{
+	int n = snprintf(buf, size, "relocfs-relocation 1\nid %llu\nhome %s\nfrom %s\nto %s\n"
+			 "phase %s\nkeep %d\n", id, home, from, to, phase, keep ? 1 : 0);
+
+	if (n <= 0 || (size_t)n + 32 > size)
+		return -ENAMETOOLONG;
+	n += snprintf(buf + n, size - (size_t)n, "xxh3 %016llx\n",
+		      (unsigned long long)XXH3_64bits(buf, (size_t)n));
+	return n;
 }
 
 static int parse_state(const char *data, size_t len, struct rstate *st)
@@ -130,7 +144,9 @@ static int parse_state(const char *data, size_t len, struct rstate *st)
 		memcpy(line, p, n);
 		line[n] = '\0';
 		p = nl + 1;
-		if (strncmp(line, "home ", 5) == 0)
+		if (strncmp(line, "id ", 3) == 0)
+			st->id = strtoull(line + 3, NULL, 10);
+		else if (strncmp(line, "home ", 5) == 0)
 			seen |= field(st->home, sizeof(st->home), line + 5) ? 1 : 0;
 		else if (strncmp(line, "from ", 5) == 0)
 			seen |= field(st->from, sizeof(st->from), line + 5) ? 2 : 0;
@@ -529,42 +545,16 @@ static bool phase_is(const struct rstate *st, const char *a, const char *b, cons
 	       (c && strcmp(st->phase, c) == 0);
 }
 
-/* Stores the state file data (parsed already) with its phase line set to
- * phase: recovery records its progress as the engine does, so that the
- * placement naming the destination always comes with phase cutover or
- * cleanup on disk. */
-static int record_phase(int rdir, const char *data, const char *phase)
+/* Stores the state file with its phase set to phase: recovery records its
+ * progress as the engine does, so that the placement naming the
+ * destination always comes with phase cutover or cleanup on disk. */
+static int record_phase(int rdir, const struct rstate *st, const char *phase)
 {
-	const char *sum = NULL;	/* the '\n' before the checksum line, as parse_state */
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-	int ret = 0;
+	char buf[3 * PATH_MAX];
+	int n = recover_state_format(buf, sizeof(buf), st->id, st->home, st->from, st->to,
+				     phase, st->keep);
 
-	if (fp == NULL)
-		return -ENOMEM;
-	for (const char *q = data; q[0] != '\0' && q[1] != '\0'; q++)
-		if (*q == '\n')
-			sum = q;
-	for (const char *p = data; sum != NULL && p <= sum;) {
-		const char *nl = strchr(p, '\n');
-
-		if (strncmp(p, "phase ", 6) == 0)
-			fprintf(fp, "phase %s\n", phase);
-		else
-			fwrite(p, 1, (size_t)(nl - p + 1), fp);
-		p = nl + 1;
-	}
-	if (fflush(fp) != 0 || sum == NULL)
-		ret = -ENOMEM;
-	if (ret == 0)
-		fprintf(fp, "xxh3 %016llx\n", (unsigned long long)XXH3_64bits(buf, len));
-	if (fclose(fp) != 0 && ret == 0)
-		ret = -ENOMEM;
-	if (ret == 0)
-		ret = fileutil_write_atomic(rdir, "state", buf, len, NULL);
-	free(buf);
-	return ret;
+	return n < 0 ? n : fileutil_write_atomic(rdir, "state", buf, (size_t)n, NULL);
 }
 
 /* Both homes of a relocation, each failure naming the one that failed. */
@@ -662,7 +652,7 @@ out:
  * fsync was acknowledged since: they waited): replay it onto D, flush D,
  * then record phase cleanup before the source goes, as the engine does, so
  * a crash in the removal leaves a state that does not need the source. */
-static int finish_flip(int state_dirfd, int rdir, const char *rname, const char *data,
+static int finish_flip(int state_dirfd, int rdir, const char *rname,
 		       const struct rstate *st, char *err, size_t errlen)
 {
 	uint32_t *gens = NULL;
@@ -692,7 +682,7 @@ static int finish_flip(int state_dirfd, int rdir, const char *rname, const char 
 			ret = replay_flip(rdir, rname, st, err, errlen);
 		if (ret < 0)
 			goto out;
-		ret = record_phase(rdir, data, "cleanup");
+		ret = record_phase(rdir, st, "cleanup");
 		if (ret < 0) {
 			snprintf(err, errlen, "%s/state: recording the phase cleanup: %s", rname,
 				 strerror(-ret));
@@ -789,7 +779,7 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 	if (cur == NULL)
 		cur = source;
 	if (strcmp(cur, st.to) == 0) {
-		ret = finish_flip(state_dirfd, rdir, rname, data, &st, err, errlen);
+		ret = finish_flip(state_dirfd, rdir, rname, &st, err, errlen);
 		goto out;
 	}
 	if (strcmp(cur, st.from) != 0) {
@@ -863,7 +853,7 @@ static int recover_one(int state_dirfd, const char *rname, const char *source,
 	}
 	/* Phase cutover before the placement names D, as the engine has it:
 	 * a placement naming D in an earlier phase is refused. */
-	ret = record_phase(rdir, data, "cutover");
+	ret = record_phase(rdir, &st, "cutover");
 	if (ret < 0) {
 		snprintf(err, errlen, "%s/state: recording the phase cutover: %s", rname, strerror(-ret));
 		goto out;

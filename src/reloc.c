@@ -221,13 +221,10 @@ static int state_write(struct reloc *r, enum reloc_phase phase)
 
 	if (r->rdir_fd < 0)
 		return 0;
-	n = snprintf(buf, sizeof(buf), "relocfs-relocation 1\nid %llu\nhome %s\nfrom %s\nto %s\nphase %s\nkeep %d\n",
-		     (unsigned long long)r->id, r->home, r->src_ds, r->dst_ds,
-		     reloc_phase_name(phase), r->opts.keep_source ? 1 : 0);
-	if (n <= 0 || (size_t)n >= sizeof(buf) - 32)
-		return -ENAMETOOLONG;
-	n += snprintf(buf + n, sizeof(buf) - (size_t)n, "xxh3 %016llx\n",
-		      (unsigned long long)XXH3_64bits(buf, (size_t)n));
+	n = recover_state_format(buf, sizeof(buf), (unsigned long long)r->id, r->home, r->src_ds,
+				 r->dst_ds, reloc_phase_name(phase), r->opts.keep_source);
+	if (n < 0)
+		return n;
 	ret = fileutil_write_atomic(r->rdir_fd, "state", buf, (size_t)n, NULL);
 	if (ret < 0)
 		log_error("relocation %llu: cannot persist its state (phase %s): %s",

@@ -3,6 +3,7 @@
 #ifndef RELOCFS_RECOVER_H
 #define RELOCFS_RECOVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "relocfs/placement.h"
@@ -11,6 +12,13 @@
  * cannot take the phase of a completed rollback: recovery then deletes the
  * directory, journal and all (the source holds everything). */
 #define RECOVER_FORGOTTEN "forgotten"
+
+/* A relocation's state file: its fields, one per line, then the XXH3-64 of
+ * them. The engine writes it at every phase change and recovery as it goes;
+ * recovery parses it. Returns its length, or -ENAMETOOLONG if it does not
+ * fit in size bytes. */
+int recover_state_format(char *buf, size_t size, unsigned long long id, const char *home,
+			 const char *from, const char *to, const char *phase, bool keep);
 
 /* Recovers every "reloc-N" directory of state_dirfd. The placement table is
  * updated (and saved) for relocations that are finished. On a damaged state
