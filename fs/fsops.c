@@ -207,14 +207,11 @@ static struct home *child_home(struct fs *fs, struct inode *dir, const char *nam
 	return is_root(fs, dir) ? home_get(fs, name) : dir->home;
 }
 
-/* child_home for a name that may not exist (lookup): a root entry without
- * a home gets one only once it is found on the source, so looking up
- * missing names allocates nothing. "." and ".." at the root are the root
- * itself, of no home. -errno: the entry is not there. */
+/* child_home for a name that may not exist (lookup): see home_lookup.
+ * "." and ".." at the root are the root itself, of no home. -errno: the
+ * entry is not there. */
 static int lookup_home(struct fs *fs, struct inode *dir, const char *name, struct home **hp)
 {
-	int fd;
-
 	*hp = NULL;
 	if (!is_root(fs, dir)) {
 		*hp = dir->home;
@@ -222,21 +219,7 @@ static int lookup_home(struct fs *fs, struct inode *dir, const char *name, struc
 	}
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return 0;
-	*hp = home_find(fs, name);
-	if (*hp != NULL)
-		return 0;
-	/* Neither known nor placed: on the source, if anywhere. */
-	fd = openat(fs->inodes.root.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		int ret = -errno;
-
-		/* Made (and maybe placed) meanwhile: its home says where. */
-		*hp = home_find(fs, name);
-		return *hp != NULL ? 0 : ret;
-	}
-	close(fd);
-	*hp = home_get(fs, name);
-	return *hp != NULL ? 0 : -ENOMEM;
+	return home_lookup(fs, name, hp);
 }
 
 /* Descriptor in which dir's child name lives: at the root, the root of the

@@ -202,6 +202,24 @@ struct home *home_find(struct fs *fs, const char *name)
 	return h;
 }
 
+int home_lookup(struct fs *fs, const char *name, struct home **hp)
+{
+	struct stat st;
+	int ret;
+
+	*hp = home_find(fs, name);
+	if (*hp != NULL)
+		return 0;
+	if (fstatat(fs->inodes.root.fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		ret = -errno;
+		/* Made (and maybe placed) meanwhile: its home says where. */
+		*hp = home_find(fs, name);
+		return *hp != NULL ? 0 : ret;
+	}
+	*hp = home_get(fs, name);
+	return *hp != NULL ? 0 : -ENOMEM;
+}
+
 size_t home_count(struct fs *fs)
 {
 	size_t n;
@@ -557,17 +575,12 @@ int home_migrate(struct fs *fs, const struct migrate_req *req, uint64_t *id,
 		snprintf(err, errlen, "'%s' is not a home of %s", req->home, fs->mountpoint);
 		return -EINVAL;
 	}
-	/* A home for the name only once it is known to exist. */
-	h = home_find(fs, req->home);
-	if (h == NULL) {
-		if (fstatat(fs->inodes.root.fd, req->home, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			ret = -errno;
-			snprintf(err, errlen, "%s/%s: %s", fs->mountpoint, req->home, strerror(errno));
-			return ret;
-		}
-		h = home_get(fs, req->home);
-		if (h == NULL)
-			return -ENOMEM;
+	ret = home_lookup(fs, req->home, &h);
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret < 0) {
+		snprintf(err, errlen, "%s/%s: %s", fs->mountpoint, req->home, strerror(-ret));
+		return ret;
 	}
 	if (fstatat(h->ds_fd, h->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		ret = -errno;

@@ -87,11 +87,6 @@ unsigned ring_queues(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
-bool ring_active(void)
-{
-	return atomic_load(&active);
-}
-
 void *ring_frame(const struct ring_req_header *hdr, char *payload, size_t cap, size_t *len)
 {
 	struct fuse_in_header h;

@@ -45,6 +45,10 @@ struct home *home_get(struct fs *fs, const char *name);
  * NULL, allocating nothing: for names that may not exist. */
 struct home *home_find(struct fs *fs, const char *name);
 /* Homes allocated so far (for status). */
+/* The home of root entry name: known or placed, else made once the name is
+ * found on the source, so that looking up missing names allocates nothing.
+ * 0, or -errno: -ENOENT (or the source's error) when it is not there. */
+int home_lookup(struct fs *fs, const char *name, struct home **hp);
 size_t home_count(struct fs *fs);
 /* Root-level rename of two homes on one datastore: they swap names. */
 void home_swap_names(struct fs *fs, struct home *a, struct home *b);

@@ -48,9 +48,6 @@ void ring_stop(void);
 /* The kernel's queue count: its possible CPUs. */
 unsigned ring_queues(void);
 
-/* Whether a request has come over the ring. */
-bool ring_active(void);
-
 /* Takes the reply if it answers the request this thread serves from the
  * ring: copies it into the ring entry, to be committed after the handler
  * returns. Returns its length, or -1 if it is not the ring's (write it to
